@@ -1,0 +1,203 @@
+//! Process-wide configuration, and the endpoint directory.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::identity::ENV_DIR;
+
+/// The default largest message: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// The default capacity of each group's queue, in messages.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// The default time allowed to connect to a peer and finish the handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Process-wide settings, installed once before gproc is first used.
+///
+/// Every setting has a default, so most programs never build a `Config`. The directory
+/// is, in order: [`Config::dir`], `$GPROC_DIR`, `$XDG_RUNTIME_DIR/gproc`, `/tmp/gproc-<uid>`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// gproc::Config::new()
+///     .dir(dir.path())
+///     .max_message_size(1 << 20)
+///     .queue_capacity(64)
+///     .connect_timeout(Duration::from_secs(1))
+///     .install()
+///     .unwrap();
+/// // A second install, or one after first use, is refused.
+/// assert!(matches!(gproc::Config::new().install(), Err(gproc::Error::AlreadyInitialized)));
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Config does nothing until install() is called"]
+pub struct Config {
+    dir: Option<PathBuf>,
+    max_message_size: usize,
+    queue_capacity: usize,
+    connect_timeout: Duration,
+    allow_uids: Vec<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    /// The defaults: 64 MiB messages, 1024 messages per group queue, 5 s connect timeout,
+    /// only this process's own uid may connect.
+    pub fn new() -> Self {
+        Config {
+            dir: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            allow_uids: Vec::new(),
+        }
+    }
+
+    /// The directory holding the endpoints (overrides `$GPROC_DIR`). Children started by a
+    /// [`Manager`](crate::Manager) inherit it through `GPROC_DIR`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The largest message this process sends or accepts, in bytes (at least 1).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.clamp(1, u32::MAX as usize - 1024);
+        self
+    }
+
+    /// How many messages each group's queue holds before senders wait (at least 1).
+    pub fn queue_capacity(mut self, messages: usize) -> Self {
+        self.queue_capacity = messages.max(1);
+        self
+    }
+
+    /// How long connecting to a peer and the handshake may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Also accept connections from `uid`. The endpoint socket is then made accessible to
+    /// other users; giving that uid a directory it can reach is up to the caller.
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        if !self.allow_uids.contains(&uid) {
+            self.allow_uids.push(uid);
+        }
+        self
+    }
+
+    /// Makes this configuration the process's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyInitialized`] if gproc was already used in this process, or a
+    /// configuration was already installed.
+    pub fn install(self) -> Result<()> {
+        let settings = Settings::from_config(self);
+        SETTINGS
+            .set(settings)
+            .map_err(|_| Error::AlreadyInitialized)
+    }
+}
+
+/// The configuration in force, with the directory resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub dir: PathBuf,
+    pub max_message_size: usize,
+    pub queue_capacity: usize,
+    pub connect_timeout: Duration,
+    pub allow_uids: Vec<u32>,
+    pub uid: u32,
+    dir_checked: OnceLock<Result<(), String>>,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// The settings in force; the defaults are installed on first use.
+pub(crate) fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(|| Settings::from_config(Config::new()))
+}
+
+impl Settings {
+    fn from_config(config: Config) -> Self {
+        let uid = rustix::process::getuid().as_raw();
+        Settings {
+            dir: config.dir.unwrap_or_else(|| default_dir(uid)),
+            max_message_size: config.max_message_size,
+            queue_capacity: config.queue_capacity,
+            connect_timeout: config.connect_timeout,
+            allow_uids: config.allow_uids,
+            uid,
+            dir_checked: OnceLock::new(),
+        }
+    }
+
+    /// Whether a peer running as `uid` may talk to this process.
+    pub fn uid_allowed(&self, uid: u32) -> bool {
+        uid == self.uid || self.allow_uids.contains(&uid)
+    }
+
+    /// The socket path of `pid`'s endpoint.
+    pub fn socket_path(&self, pid: u32) -> PathBuf {
+        self.dir.join(format!("{pid}.sock"))
+    }
+
+    /// Creates the directory if needed (mode 0700) and checks that it is safe: a real
+    /// directory, not a symlink, owned by this uid. Checked once per process.
+    pub fn ensure_dir(&self) -> Result<&Path> {
+        let checked = self
+            .dir_checked
+            .get_or_init(|| prepare_dir(&self.dir, self.uid));
+        match checked {
+            Ok(()) => Ok(&self.dir),
+            Err(reason) => Err(Error::Directory {
+                path: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+fn default_dir(uid: u32) -> PathBuf {
+    if let Some(dir) = std::env::var_os(ENV_DIR).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(run).join("gproc");
+    }
+    PathBuf::from(format!("/tmp/gproc-{uid}"))
+}
+
+fn prepare_dir(dir: &Path, uid: u32) -> Result<(), String> {
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(format!("cannot create it: {e}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err("it is a symbolic link, which another user could redirect; use a real directory".into());
+    }
+    if !meta.is_dir() {
+        return Err("it is not a directory".into());
+    }
+    if meta.uid() != uid {
+        return Err(format!(
+            "it is owned by uid {}, not by this process's uid {uid}; another user may have created it \
+             to intercept messages. Remove it or set GPROC_DIR to a directory you own",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}

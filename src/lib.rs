@@ -1,0 +1,1 @@
+pub use gproc_runtime::*;
