@@ -181,13 +181,19 @@ fn default_dir(uid: u32) -> PathBuf {
 }
 
 fn prepare_dir(dir: &Path, uid: u32) -> Result<(), String> {
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) => return Err(format!("cannot create it: {e}")),
     }
     let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
     if meta.file_type().is_symlink() {
-        return Err("it is a symbolic link, which another user could redirect; use a real directory".into());
+        return Err(
+            "it is a symbolic link, which another user could redirect; use a real directory".into(),
+        );
     }
     if !meta.is_dir() {
         return Err("it is not a directory".into());

@@ -110,14 +110,19 @@ async fn connect(target: u32) -> Result<Conn> {
     let s = settings();
     s.ensure_dir()?;
     let path = s.socket_path(target);
-    let mut stream = match tokio::time::timeout(s.connect_timeout, UnixStream::connect(&path)).await {
+    let mut stream = match tokio::time::timeout(s.connect_timeout, UnixStream::connect(&path)).await
+    {
         Err(_) => return Err(Error::Timeout),
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(connect_error(target, e)),
     };
     let cred = stream.peer_cred()?;
     if !s.uid_allowed(cred.uid()) {
-        tracing::warn!(target, uid = cred.uid(), "gproc: refusing to send to an endpoint of another uid");
+        tracing::warn!(
+            target,
+            uid = cred.uid(),
+            "gproc: refusing to send to an endpoint of another uid"
+        );
         return Err(Error::PermissionDenied);
     }
     let hello = Hello {
@@ -132,7 +137,10 @@ async fn connect(target: u32) -> Result<Conn> {
             Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof => Error::ConnectionLost,
             e => e,
         })?;
-    let protocol = |reason: String| Error::Protocol { pid: target, reason };
+    let protocol = |reason: String| Error::Protocol {
+        pid: target,
+        reason,
+    };
     match welcome.status {
         Status::Ok => {}
         Status::Denied => return Err(Error::PermissionDenied),
@@ -146,7 +154,10 @@ async fn connect(target: u32) -> Result<Conn> {
         Status::BadHello => return Err(protocol("it refused our handshake".into())),
     }
     if welcome.pid != target {
-        return Err(protocol(format!("its socket answers as PID {}", welcome.pid)));
+        return Err(protocol(format!(
+            "its socket answers as PID {}",
+            welcome.pid
+        )));
     }
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
@@ -254,7 +265,10 @@ async fn read_acks(
             Ok(_) => match wire::decode_ack(&buf) {
                 Ok(count) if count >= acked => count,
                 _ => {
-                    tracing::warn!(target, "gproc: malformed acknowledgement; closing the connection");
+                    tracing::warn!(
+                        target,
+                        "gproc: malformed acknowledgement; closing the connection"
+                    );
                     break;
                 }
             },

@@ -52,7 +52,11 @@ fn bind() -> Result<()> {
         Err(e) => return Err(e.into()),
     }
     let listener = std::os::unix::net::UnixListener::bind(&path)?;
-    let mode = if s.allow_uids.is_empty() { 0o600 } else { 0o666 };
+    let mode = if s.allow_uids.is_empty() {
+        0o600
+    } else {
+        0o666
+    };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
     listener.set_nonblocking(true)?;
     remove_at_exit(path.clone());
@@ -218,7 +222,11 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
 ///
 /// The acknowledgement goes first so that a receiver that takes a message and exits at
 /// once has still acknowledged it.
-async fn deliver(wr: &mut OwnedWriteHalf, queued: u64, reserved: &mut Vec<(Queue, Msg)>) -> Result<()> {
+async fn deliver(
+    wr: &mut OwnedWriteHalf,
+    queued: u64,
+    reserved: &mut Vec<(Queue, Msg)>,
+) -> Result<()> {
     if reserved.is_empty() {
         return Ok(());
     }

@@ -113,6 +113,7 @@ fn ticks_to_system_time(ticks: u64) -> Option<SystemTime> {
         .parse()
         .ok()?;
     let hz = rustix::param::clock_ticks_per_second().max(1);
-    let since_boot = Duration::from_secs(ticks / hz) + Duration::from_nanos((ticks % hz) * 1_000_000_000 / hz);
+    let since_boot =
+        Duration::from_secs(ticks / hz) + Duration::from_nanos((ticks % hz) * 1_000_000_000 / hz);
     Some(UNIX_EPOCH + Duration::from_secs(btime) + since_boot)
 }

@@ -5,7 +5,6 @@
 
 #![warn(missing_docs)]
 
-
 pub mod blocking;
 mod config;
 mod conn;
@@ -20,8 +19,11 @@ mod rt;
 pub mod wire;
 
 pub use bytes::Bytes;
-pub use config::{Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUEUE_CAPACITY};
+pub use config::{
+    Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUEUE_CAPACITY,
+};
 pub use error::{Error, Result};
 pub use identity::{is_child, pid, ppid, ppid_os, start_time, uptime, ENV_DIR, ENV_PPID};
 pub use inbox::Msg;
+pub use manager::{parent_exited, Manager, Process, Signal};
 pub use messaging::{listen, receive, receive_group, send, send_group, RESERVED_PREFIX};

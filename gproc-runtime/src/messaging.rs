@@ -60,11 +60,17 @@ pub async fn send(pid: u32, data: impl Into<Bytes>) -> Result<()> {
 /// - [`Error::Timeout`] when connecting took longer than [`Config::connect_timeout`](crate::Config::connect_timeout).
 pub async fn send_group(pid: u32, group: &str, data: impl Into<Bytes>) -> Result<()> {
     check_group(group)?;
-    send_any(pid, group, data.into()).await
+    send_to(pid, None, group, data.into()).await
 }
 
-/// Sends to any group, reserved ones included. For gproc's own services.
-pub(crate) async fn send_any(pid: u32, group: &str, data: Bytes) -> Result<()> {
+/// Sends to any group, reserved ones included, for gproc's own services. With
+/// `start_ticks`, refuses a process that is not the one that started then (PID reuse).
+pub(crate) async fn send_to(
+    pid: u32,
+    start_ticks: Option<u64>,
+    group: &str,
+    data: Bytes,
+) -> Result<()> {
     let limit = settings().max_message_size;
     if data.len() > limit {
         return Err(Error::MessageTooLarge {
@@ -77,6 +83,9 @@ pub(crate) async fn send_any(pid: u32, group: &str, data: Bytes) -> Result<()> {
         tracing::debug!("gproc: sending without an endpoint of our own: {e}");
     }
     let conn = crate::conn::get(pid).await?;
+    if start_ticks.is_some_and(|t| t != conn.peer_start_ticks) {
+        return Err(Error::NoSuchProcess(pid));
+    }
     if data.len() > conn.peer_max {
         return Err(Error::MessageTooLarge {
             size: data.len(),

@@ -57,9 +57,15 @@ impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WireError::BadMagic => f.write_str("not a gproc peer (bad magic)"),
-            WireError::Version(v) => write!(f, "peer speaks protocol version {v}, this build speaks {VERSION}"),
+            WireError::Version(v) => write!(
+                f,
+                "peer speaks protocol version {v}, this build speaks {VERSION}"
+            ),
             WireError::TooLong { claimed, limit } => {
-                write!(f, "frame of {claimed} bytes is longer than the limit of {limit}")
+                write!(
+                    f,
+                    "frame of {claimed} bytes is longer than the limit of {limit}"
+                )
             }
             WireError::Malformed(what) => write!(f, "malformed {what}"),
         }
@@ -176,8 +182,10 @@ impl Welcome {
 }
 
 /// The largest frame body (after the length prefix) for messages of at most `max_message` bytes.
+///
+/// Saturates instead of overflowing, so that any limit, `usize::MAX` included, is safe.
 pub fn max_frame_body(max_message: usize) -> usize {
-    2 + MAX_GROUP_LEN + max_message
+    (2 + MAX_GROUP_LEN).saturating_add(max_message)
 }
 
 /// Writes a message frame's head (everything before the data) into `out`.
@@ -203,7 +211,8 @@ pub fn frame_len(buf: &[u8], max_message: usize) -> Result<Option<usize>, WireEr
         return Ok(None);
     };
     let claimed = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as u64;
-    let limit = max_frame_body(max_message) as u64;
+    // Capped so that the prefix can be added below even where `usize` is 32 bits.
+    let limit = max_frame_body(max_message).min(usize::MAX - LEN_PREFIX) as u64;
     if claimed > limit {
         return Err(WireError::TooLong { claimed, limit });
     }
@@ -276,4 +285,500 @@ fn u32_at(buf: &[u8], at: usize) -> u32 {
 
 fn u64_at(buf: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A valid frame (prefix included) for `group` and `data`, as the sender writes it.
+    fn frame(group: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        put_message_head(&mut out, group, data.len());
+        out.extend_from_slice(data);
+        out.to_vec()
+    }
+
+    /// A frame with an arbitrary length field and body.
+    fn raw_frame(claimed: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = claimed.to_le_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The largest whole-frame length `frame_len` may return, computed without overflow.
+    fn bound(max_message: usize) -> u128 {
+        LEN_PREFIX as u128 + 2 + MAX_GROUP_LEN as u128 + max_message as u128
+    }
+
+    fn malformed(r: Result<impl std::fmt::Debug, WireError>) -> &'static str {
+        match r {
+            Err(WireError::Malformed(what)) => what,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    /// Group names of at most [`MAX_GROUP_LEN`] bytes, multi-byte characters included.
+    fn group() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(any::<char>(), 0..128).prop_map(|chars| {
+                let mut s = String::new();
+                for c in chars {
+                    if s.len() + c.len_utf8() > MAX_GROUP_LEN {
+                        break;
+                    }
+                    s.push(c);
+                }
+                s
+            }),
+            "[a-z/._-]{0,32}",
+            Just("g".repeat(MAX_GROUP_LEN)),
+            Just("é".repeat(MAX_GROUP_LEN / 2) + "x"),
+        ]
+    }
+
+    /// Receive limits: small, the defaults, and extremes that could overflow arithmetic.
+    fn limit() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            0..=64usize,
+            0..=(2usize << 20),
+            Just(1usize << 20),
+            Just(64usize << 20),
+            Just(u32::MAX as usize - 1024),
+            Just(u32::MAX as usize),
+            Just(usize::MAX - MAX_GROUP_LEN - 2),
+            Just(usize::MAX),
+            any::<usize>(),
+        ]
+    }
+
+    fn status() -> impl Strategy<Value = Status> {
+        prop_oneof![
+            Just(Status::Ok),
+            Just(Status::Version),
+            Just(Status::Denied),
+            Just(Status::BadHello),
+        ]
+    }
+
+    /// Bytes that often start with something valid, so that decoders get past their first check.
+    fn bytes_with_prefix() -> impl Strategy<Value = Vec<u8>> {
+        let prefix = prop_oneof![
+            Just(Vec::new()),
+            Just(MAGIC.to_vec()),
+            Just(vec![KIND_ACK]),
+            any::<u32>().prop_map(|n| n.to_le_bytes().to_vec()),
+            (0u32..300, any::<u8>()).prop_map(|(n, g)| {
+                let mut v = n.to_le_bytes().to_vec();
+                v.extend_from_slice(&[KIND_MESSAGE, g]);
+                v
+            }),
+        ];
+        (prefix, prop::collection::vec(any::<u8>(), 0..400)).prop_map(|(mut p, rest)| {
+            p.extend(rest);
+            p
+        })
+    }
+
+    // ---- Each WireError case ----
+
+    #[test]
+    fn bad_magic() {
+        let mut hello = Hello {
+            version: VERSION,
+            pid: 1,
+            start_ticks: 2,
+        }
+        .encode();
+        hello[0] = b'X';
+        assert_eq!(Hello::decode(&hello), Err(WireError::BadMagic));
+        let mut welcome = Welcome {
+            version: VERSION,
+            status: Status::Ok,
+            pid: 1,
+            start_ticks: 2,
+            max_message_size: 3,
+        }
+        .encode();
+        welcome[3] = b'c';
+        assert_eq!(Welcome::decode(&welcome), Err(WireError::BadMagic));
+        assert_eq!(
+            WireError::BadMagic.to_string(),
+            "not a gproc peer (bad magic)"
+        );
+    }
+
+    #[test]
+    fn version_is_returned_not_judged() {
+        // The decoder hands the version over; the caller refuses it (endpoint, conn).
+        let hello = Hello {
+            version: VERSION + 1,
+            pid: 7,
+            start_ticks: 8,
+        };
+        assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
+        assert_eq!(
+            WireError::Version(9).to_string(),
+            format!("peer speaks protocol version 9, this build speaks {VERSION}")
+        );
+    }
+
+    #[test]
+    fn too_long() {
+        let limit = max_frame_body(1 << 20) as u64;
+        for claimed in [limit + 1, u64::from(u32::MAX)] {
+            let buf = raw_frame(claimed as u32, &[KIND_MESSAGE, 0]);
+            assert_eq!(
+                frame_len(&buf, 1 << 20),
+                Err(WireError::TooLong { claimed, limit })
+            );
+        }
+        // Exactly at the limit is fine: the reader then waits for the rest.
+        let buf = raw_frame(limit as u32, &[]);
+        assert_eq!(
+            frame_len(&buf, 1 << 20),
+            Ok(Some(LEN_PREFIX + limit as usize))
+        );
+        // The largest claim against the default limit and against no room for data at all.
+        let buf = raw_frame(u32::MAX, &[]);
+        assert!(matches!(
+            frame_len(&buf, 64 << 20),
+            Err(WireError::TooLong { .. })
+        ));
+        assert_eq!(
+            frame_len(&buf, 0),
+            Err(WireError::TooLong {
+                claimed: u32::MAX as u64,
+                limit: 257
+            })
+        );
+        assert_eq!(
+            WireError::TooLong {
+                claimed: 10,
+                limit: 5
+            }
+            .to_string(),
+            "frame of 10 bytes is longer than the limit of 5"
+        );
+    }
+
+    #[test]
+    fn malformed_handshakes() {
+        let hello = Hello {
+            version: VERSION,
+            pid: 1,
+            start_ticks: 2,
+        }
+        .encode();
+        assert_eq!(
+            malformed(Hello::decode(&hello[..HELLO_LEN - 1])),
+            "hello (too short)"
+        );
+        assert_eq!(malformed(Hello::decode(&[])), "hello (too short)");
+        let welcome = Welcome {
+            version: VERSION,
+            status: Status::Denied,
+            pid: 1,
+            start_ticks: 2,
+            max_message_size: 3,
+        }
+        .encode();
+        assert_eq!(
+            malformed(Welcome::decode(&welcome[..WELCOME_LEN - 1])),
+            "welcome (too short)"
+        );
+        for bad in [4u8, 5, 0x80, 0xFF] {
+            let mut w = welcome;
+            w[6] = bad;
+            assert_eq!(malformed(Welcome::decode(&w)), "welcome status");
+        }
+    }
+
+    #[test]
+    fn malformed_frames() {
+        for claimed in [0u32, 1] {
+            let buf = raw_frame(claimed, &[KIND_MESSAGE, 0]);
+            assert_eq!(
+                malformed(frame_len(&buf, 1024)),
+                "frame (shorter than its header)"
+            );
+        }
+        assert_eq!(malformed(decode_message(Bytes::new())), "frame (too short)");
+        assert_eq!(
+            malformed(decode_message(Bytes::from(raw_frame(1, &[KIND_MESSAGE])))),
+            "frame (too short)"
+        );
+        let good = frame("g", b"data");
+        let mut longer = good.clone();
+        longer.push(0);
+        assert_eq!(
+            malformed(decode_message(Bytes::from(longer))),
+            "frame (length does not match)"
+        );
+        assert_eq!(
+            malformed(decode_message(Bytes::from(good[..good.len() - 1].to_vec()))),
+            "frame (length does not match)"
+        );
+        for kind in [0u8, KIND_ACK, 3, 0xFF] {
+            let mut f = good.clone();
+            f[4] = kind;
+            assert_eq!(
+                malformed(decode_message(Bytes::from(f))),
+                "frame (unknown kind)"
+            );
+        }
+        let mut f = good.clone();
+        f[5] = 6; // "g" + "data" is 5 bytes.
+        assert_eq!(
+            malformed(decode_message(Bytes::from(f))),
+            "frame (group runs past the end)"
+        );
+        let f = raw_frame(4, &[KIND_MESSAGE, 2, 0xC3, 0x28]);
+        assert_eq!(
+            malformed(decode_message(Bytes::from(f))),
+            "group name (not UTF-8)"
+        );
+        assert_eq!(WireError::Malformed("x").to_string(), "malformed x");
+    }
+
+    #[test]
+    fn malformed_acks() {
+        let ack = encode_ack(5);
+        assert_eq!(
+            malformed(decode_ack(&ack[..ACK_LEN - 1])),
+            "ack (too short)"
+        );
+        for kind in [0u8, KIND_MESSAGE, 3, 0xFF] {
+            let mut a = ack;
+            a[0] = kind;
+            assert_eq!(malformed(decode_ack(&a)), "ack (unknown kind)");
+        }
+    }
+
+    /// Found by `decoders_never_panic`: `max_frame_body` added the limit without checking, so
+    /// `frame_len` with a limit near `usize::MAX` panicked (debug) or wrapped to a tiny limit
+    /// (release), refusing every frame.
+    #[test]
+    fn frame_len_with_huge_limit_does_not_overflow() {
+        assert_eq!(max_frame_body(usize::MAX), usize::MAX);
+        assert_eq!(max_frame_body(usize::MAX - 257), usize::MAX);
+        assert_eq!(max_frame_body(usize::MAX - 258), usize::MAX - 1);
+        let f = frame("g", b"data");
+        for max in [usize::MAX, usize::MAX - 1, usize::MAX - 257] {
+            assert_eq!(frame_len(&f, max), Ok(Some(f.len())));
+            assert_eq!(frame_len(&[0, 0, 0, 0], max).map_err(|_| ()), Err(()));
+            let huge = raw_frame(u32::MAX, &[]);
+            assert_eq!(
+                frame_len(&huge, max),
+                Ok(Some(LEN_PREFIX + u32::MAX as usize))
+            );
+        }
+    }
+
+    #[test]
+    fn frame_len_needs_the_prefix() {
+        for n in 0..LEN_PREFIX {
+            assert_eq!(frame_len(&[0xFF; LEN_PREFIX][..n], 0), Ok(None));
+        }
+    }
+
+    #[test]
+    fn empty_group_and_data() {
+        let f = frame("", b"");
+        assert_eq!(f, [2, 0, 0, 0, KIND_MESSAGE, 0]);
+        assert_eq!(frame_len(&f, 0), Ok(Some(6)));
+        let m = decode_message(Bytes::from(f)).unwrap();
+        assert_eq!((m.group.as_str(), m.data.as_ref()), ("", &b""[..]));
+    }
+
+    proptest! {
+        // Failures are not persisted to a file: each one found becomes a named unit test.
+        #![proptest_config(ProptestConfig {
+            cases: 2048,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        // ---- (a) No decoder panics on any input ----
+
+        #[test]
+        fn decoders_never_panic(buf in bytes_with_prefix(), max in limit()) {
+            let _ = Hello::decode(&buf);
+            let _ = Welcome::decode(&buf);
+            let _ = decode_ack(&buf);
+            let _ = frame_len(&buf, max);
+            let _ = decode_message(Bytes::from(buf));
+        }
+
+        #[test]
+        fn decode_message_never_panics_on_a_consistent_length(
+            kind in prop_oneof![Just(KIND_MESSAGE), any::<u8>()],
+            group_len in any::<u8>(),
+            rest in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut body = vec![kind, group_len];
+            body.extend(rest);
+            let f = raw_frame(body.len() as u32, &body);
+            if let Ok(m) = decode_message(Bytes::from(f)) {
+                prop_assert_eq!(kind, KIND_MESSAGE);
+                prop_assert_eq!(m.group.len(), usize::from(group_len));
+                prop_assert_eq!(m.group.len() + m.data.len() + 2, body.len());
+            }
+        }
+
+        // ---- (b) frame_len's bound ----
+
+        #[test]
+        fn frame_len_is_bounded(
+            claimed in prop_oneof![any::<u32>(), Just(u32::MAX), 0u32..1024],
+            rest in prop::collection::vec(any::<u8>(), 0..8),
+            max in limit(),
+        ) {
+            let buf = raw_frame(claimed, &rest);
+            let body_limit = 2 + MAX_GROUP_LEN as u128 + max as u128;
+            match frame_len(&buf, max) {
+                Ok(Some(n)) => {
+                    prop_assert!(n as u128 <= bound(max));
+                    prop_assert_eq!(n as u128, LEN_PREFIX as u128 + u128::from(claimed));
+                    prop_assert!(u128::from(claimed) <= body_limit && claimed >= 2);
+                }
+                Ok(None) => prop_assert!(false, "4 bytes of prefix are there"),
+                Err(WireError::TooLong { claimed: c, limit: l }) => {
+                    prop_assert!(u128::from(claimed) > body_limit);
+                    prop_assert_eq!(c, u64::from(claimed));
+                    prop_assert!(u128::from(l) < u128::from(c));
+                }
+                Err(WireError::Malformed(_)) => prop_assert!(claimed < 2),
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+
+        #[test]
+        fn huge_claims_are_refused(
+            claimed in prop_oneof![Just(u32::MAX), Just(0x8000_0000u32), any::<u32>()],
+            max in 0usize..=(64 << 20),
+        ) {
+            prop_assume!(u64::from(claimed) > max_frame_body(max) as u64);
+            let buf = raw_frame(claimed, &[KIND_MESSAGE, 0]);
+            let is_too_long = matches!(frame_len(&buf, max), Err(WireError::TooLong { .. }));
+            prop_assert!(is_too_long);
+        }
+
+        // ---- (c) Round trips ----
+
+        #[test]
+        fn hello_round_trips(version in any::<u16>(), pid in any::<u32>(), start_ticks in any::<u64>()) {
+            let hello = Hello { version, pid, start_ticks };
+            let wire = hello.encode();
+            prop_assert_eq!(Hello::decode(&wire), Ok(hello));
+            prop_assert_eq!(wire.len(), HELLO_LEN);
+        }
+
+        #[test]
+        fn welcome_round_trips(
+            version in any::<u16>(),
+            status in status(),
+            pid in any::<u32>(),
+            start_ticks in any::<u64>(),
+            max_message_size in any::<u64>(),
+        ) {
+            let welcome = Welcome { version, status, pid, start_ticks, max_message_size };
+            prop_assert_eq!(Welcome::decode(&welcome.encode()), Ok(welcome));
+        }
+
+        #[test]
+        fn ack_round_trips(count in any::<u64>()) {
+            prop_assert_eq!(decode_ack(&encode_ack(count)), Ok(count));
+        }
+
+        #[test]
+        fn message_round_trips(
+            group in group(),
+            data in prop::collection::vec(any::<u8>(), 0..2048),
+            spare in prop_oneof![Just(0usize), 0usize..4096],
+        ) {
+            let max = data.len() + spare;
+            let f = frame(&group, &data);
+            prop_assert_eq!(frame_len(&f, max), Ok(Some(f.len())));
+            let m = decode_message(Bytes::from(f)).unwrap();
+            prop_assert_eq!(m.group, group);
+            prop_assert_eq!(m.data.as_ref(), &data[..]);
+        }
+
+        /// Frames back to back, split the way the endpoint's reader splits them.
+        #[test]
+        fn stream_round_trips(
+            messages in prop::collection::vec(
+                (group(), prop::collection::vec(any::<u8>(), 0..300)),
+                0..8,
+            ),
+        ) {
+            let mut stream = Vec::new();
+            for (g, d) in &messages {
+                stream.extend(frame(g, d));
+            }
+            let mut buf = BytesMut::from(&stream[..]);
+            let mut got = Vec::new();
+            while let Some(len) = frame_len(&buf, 300).unwrap() {
+                prop_assert!(len <= buf.len());
+                let m = decode_message(buf.split_to(len).freeze()).unwrap();
+                got.push((m.group, m.data.to_vec()));
+            }
+            prop_assert!(buf.is_empty());
+            prop_assert_eq!(got, messages);
+        }
+
+        // ---- (d) Truncations ask for more, never succeed wrongly ----
+
+        #[test]
+        fn truncated_frames_need_more(
+            group in group(),
+            data in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let f = frame(&group, &data);
+            let max = data.len();
+            for cut in 0..f.len() {
+                match frame_len(&f[..cut], max) {
+                    Ok(None) => prop_assert!(cut < LEN_PREFIX),
+                    Ok(Some(n)) => {
+                        prop_assert!(n > cut);
+                        prop_assert_eq!(n, f.len());
+                    }
+                    Err(e) => prop_assert!(false, "cut at {cut}: {e:?}"),
+                }
+                prop_assert!(decode_message(Bytes::copy_from_slice(&f[..cut])).is_err());
+            }
+        }
+
+        // ---- (e) The length field must match the frame ----
+
+        #[test]
+        fn length_mismatch_is_an_error(
+            group in group(),
+            data in prop::collection::vec(any::<u8>(), 0..512),
+            claimed in any::<u32>(),
+        ) {
+            let mut f = frame(&group, &data);
+            let actual = (f.len() - LEN_PREFIX) as u32;
+            prop_assume!(claimed != actual);
+            f[..LEN_PREFIX].copy_from_slice(&claimed.to_le_bytes());
+            prop_assert!(decode_message(Bytes::from(f)).is_err());
+        }
+
+        #[test]
+        fn slice_longer_or_shorter_than_its_length_is_an_error(
+            group in group(),
+            data in prop::collection::vec(any::<u8>(), 1..512),
+            extra in prop::collection::vec(any::<u8>(), 1..16),
+            cut in 1usize..16,
+        ) {
+            let f = frame(&group, &data);
+            let mut longer = f.clone();
+            longer.extend(extra);
+            prop_assert!(decode_message(Bytes::from(longer)).is_err());
+            let shorter = &f[..f.len() - cut.min(data.len())];
+            prop_assert!(decode_message(Bytes::copy_from_slice(shorter)).is_err());
+        }
+    }
 }
