@@ -109,14 +109,24 @@ impl Shared {
 struct Child {
     pid: u32,
     start_ticks: Option<u64>,
-    status: watch::Sender<Option<ExitStatus>>,
+    status: watch::Sender<Exit>,
     ready: watch::Sender<bool>,
     detached: AtomicBool,
 }
 
+/// Where a child is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Running,
+    Exited(ExitStatus),
+    /// It exited, but its status was collected by someone else (for example with
+    /// `SIGCHLD` ignored, the kernel reaps it).
+    Lost,
+}
+
 impl Child {
-    fn exit_status(&self) -> Option<ExitStatus> {
-        *self.status.borrow()
+    fn has_exited(&self) -> bool {
+        *self.status.borrow() != Exit::Running
     }
 }
 
@@ -244,7 +254,7 @@ impl Drop for Manager {
     /// collects them.
     fn drop(&mut self) {
         for child in self.children() {
-            if !child.detached.load(Ordering::Acquire) && child.exit_status().is_none() {
+            if !child.detached.load(Ordering::Acquire) && !child.has_exited() {
                 let _ = signal_child(&child, Signal::Kill);
             }
         }
@@ -301,12 +311,14 @@ impl Process {
                 });
             }
         }
-        let os_child = command.spawn()?;
+        // Spawned from gproc's own thread: PR_SET_PDEATHSIG fires when the *thread* that
+        // forked exits, and a runtime's worker thread may exit long before this process.
+        let os_child = crate::rt::run(async move { command.spawn() }).await?;
         let child_pid = os_child.id();
         let child = Arc::new(Child {
             pid: child_pid,
             start_ticks: start_ticks(child_pid),
-            status: watch::channel(None).0,
+            status: watch::channel(Exit::Running).0,
             ready: watch::channel(false).0,
             detached: AtomicBool::new(false),
         });
@@ -394,7 +406,7 @@ impl Process {
 }
 
 async fn send_to_child(child: &Child, data: Bytes) -> Result<()> {
-    if child.exit_status().is_some() {
+    if child.has_exited() {
         return Err(Error::NoSuchProcess(child.pid));
     }
     crate::messaging::send_to(child.pid, child.start_ticks, "", data).await
@@ -403,7 +415,7 @@ async fn send_to_child(child: &Child, data: Bytes) -> Result<()> {
 fn signal_child(child: &Child, signal: Signal) -> Result<()> {
     // The PID cannot be reused before the reaper has collected the child, which it does
     // only after recording the status: checked first, the PID is still the child's.
-    if child.exit_status().is_some() {
+    if child.has_exited() {
         return Err(Error::NoSuchProcess(child.pid));
     }
     let raw =
@@ -421,11 +433,15 @@ async fn kill_child(child: &Arc<Child>) -> Result<()> {
 
 async fn wait_child(child: &Child) -> Result<ExitStatus> {
     let mut rx = child.status.subscribe();
-    let status = rx
-        .wait_for(Option::is_some)
-        .await
-        .map_err(|_| Error::ConnectionLost)?;
-    Ok(status.expect("wait_for returned a status"))
+    // The sender lives in `child`, which outlives this borrow: `wait_for` cannot fail.
+    let exit = rx.wait_for(|e| *e != Exit::Running).await.map(|e| *e);
+    match exit {
+        Ok(Exit::Exited(status)) => Ok(status),
+        _ => Err(Error::Io(std::io::Error::other(format!(
+            "process {} exited but its status was collected elsewhere (is SIGCHLD ignored?)",
+            child.pid
+        )))),
+    }
 }
 
 async fn wait_ready(child: &Child) -> Result<()> {
@@ -435,13 +451,18 @@ async fn wait_ready(child: &Child) -> Result<()> {
     if crate::conn::get(child.pid).await.is_ok() {
         return Ok(());
     }
-    tokio::select! {
-        r = ready.wait_for(|&r| r) => r.map(|_| ()).map_err(|_| Error::ConnectionLost),
-        s = status.wait_for(Option::is_some) => {
-            let status = s.map_err(|_| Error::ConnectionLost)?.expect("status is set");
-            Err(Error::ProcessExited { pid: child.pid, status })
-        }
+    let became_ready = tokio::select! {
+        r = ready.wait_for(|&r| r) => r.is_ok(),
+        _ = status.wait_for(|e| *e != Exit::Running) => false,
+    };
+    if became_ready {
+        return Ok(());
     }
+    let status = wait_child(child).await?;
+    Err(Error::ProcessExited {
+        pid: child.pid,
+        status,
+    })
 }
 
 /// Waits for the child to exit, removes its socket file, then reaps it.
@@ -457,6 +478,7 @@ async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
         None => {
             // No pidfd (old kernel): wait on a blocking thread; the socket is removed after.
             let status = tokio::task::spawn_blocking(move || os_child.wait()).await;
+            remove_socket(pid);
             finish(&child, status.ok().and_then(|s| s.ok()));
             return;
         }
@@ -467,15 +489,16 @@ async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
 }
 
 fn finish(child: &Child, status: Option<ExitStatus>) {
-    remove_socket(child.pid);
     crate::conn::forget(child.pid);
     ready_registry().remove(&child.pid);
-    let status = status.unwrap_or_else(|| {
-        use std::os::unix::process::ExitStatusExt;
-        ExitStatus::from_raw(0x7f00)
-    });
-    tracing::debug!(pid = child.pid, %status, "gproc: reaped a child");
-    child.status.send_replace(Some(status));
+    let exit = match status {
+        Some(status) => {
+            tracing::debug!(pid = child.pid, %status, "gproc: reaped a child");
+            Exit::Exited(status)
+        }
+        None => Exit::Lost,
+    };
+    child.status.send_replace(exit);
 }
 
 fn remove_socket(pid: u32) {
