@@ -6,14 +6,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::settings;
 use crate::error::{Error, Result};
@@ -39,7 +38,7 @@ struct Outgoing {
 /// A connection to one receiving process.
 pub(crate) struct Conn {
     tx: mpsc::Sender<Outgoing>,
-    closed: Arc<AtomicBool>,
+    closed: Arc<watch::Sender<bool>>,
     /// The receiver's start time, from its welcome.
     pub peer_start_ticks: u64,
     /// The largest message the receiver accepts.
@@ -76,7 +75,7 @@ pub(crate) async fn get(target: u32) -> Result<Arc<Conn>> {
         map.entry(target).or_default().clone()
     };
     let mut guard = slot.lock().await;
-    if let Some(conn) = guard.as_ref().filter(|c| !c.closed.load(Ordering::Acquire)) {
+    if let Some(conn) = guard.as_ref().filter(|c| !*c.closed.borrow()) {
         return Ok(conn.clone());
     }
     let conn = Arc::new(crate::rt::run(connect(target)).await?);
@@ -93,6 +92,12 @@ pub(crate) fn forget(target: u32) {
 }
 
 impl Conn {
+    /// Resolves once the connection has closed (the receiver exited or dropped it).
+    pub(crate) async fn closed(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|&closed| closed).await;
+    }
+
     /// Queues a message and waits for the receiver's acknowledgement.
     pub(crate) async fn send(&self, group: &str, data: Bytes) -> Result<()> {
         let (done, acked) = oneshot::channel();
@@ -161,7 +166,7 @@ async fn connect(target: u32) -> Result<Conn> {
     }
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
-    let closed = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(watch::channel(false).0);
     let pending = Arc::new(Mutex::new(Pending::default()));
     tokio::spawn(write_batches(wr, rx, pending.clone()));
     tokio::spawn(read_acks(rd, pending, closed.clone(), target));
@@ -255,7 +260,7 @@ async fn write_batch(
 async fn read_acks(
     mut rd: OwnedReadHalf,
     pending: Arc<Mutex<Pending>>,
-    closed: Arc<AtomicBool>,
+    closed: Arc<watch::Sender<bool>>,
     target: u32,
 ) {
     let mut acked = 0u64;
@@ -285,7 +290,7 @@ async fn read_acks(
         }
         acked = count;
     }
-    closed.store(true, Ordering::Release);
+    closed.send_replace(true);
     pending.lock().unwrap_or_else(|e| e.into_inner()).fail_all();
     tracing::debug!(target, "gproc: connection closed");
 }

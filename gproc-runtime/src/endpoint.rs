@@ -15,6 +15,7 @@ use crate::config::settings;
 use crate::error::{Error, Result};
 use crate::identity::{is_alive, own_start_ticks, pid};
 use crate::inbox::{queue, Msg, Queue};
+use crate::messaging::RESERVED_PREFIX;
 use crate::wire::{self, Hello, Status, Welcome};
 
 /// Messages at most this long are copied out of the read buffer, so that a small message
@@ -168,7 +169,7 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
     let max = settings().max_message_size;
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut queued = 0u64;
+    let (mut queued, mut acked) = (0u64, 0u64);
     let mut reserved: Vec<(Queue, Msg)> = Vec::new();
     let protocol = |e: wire::WireError| Error::Protocol {
         pid: peer_pid,
@@ -182,13 +183,19 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
             }
             let frame = buf.split_to(len).freeze();
             let message = wire::decode_message(frame).map_err(protocol)?;
+            if message.group.starts_with(RESERVED_PREFIX)
+                && crate::rpc::intercept(&message.group, &message.data, peer_pid)
+            {
+                queued += 1;
+                continue;
+            }
             let q = queue(&message.group).ok_or_else(|| Error::Protocol {
                 pid: peer_pid,
                 reason: format!("more than {} groups in use", crate::inbox::MAX_GROUPS),
             })?;
             if !q.try_reserve() {
                 // Backpressure: hand over what has room, then stop reading until this fits.
-                deliver(&mut wr, queued, &mut reserved).await?;
+                deliver(&mut wr, queued, &mut acked, &mut reserved).await?;
                 q.reserve().await;
             }
             let data = if message.data.len() < COPY_BELOW {
@@ -205,7 +212,7 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
             reserved.push((q, msg));
             queued += 1;
         }
-        deliver(&mut wr, queued, &mut reserved).await?;
+        deliver(&mut wr, queued, &mut acked, &mut reserved).await?;
         if buf.capacity() - buf.len() < READ_CHUNK / 8 {
             buf.reserve(READ_CHUNK);
         }
@@ -225,11 +232,13 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
 async fn deliver(
     wr: &mut OwnedWriteHalf,
     queued: u64,
+    acked: &mut u64,
     reserved: &mut Vec<(Queue, Msg)>,
 ) -> Result<()> {
-    if reserved.is_empty() {
+    if queued == *acked {
         return Ok(());
     }
+    *acked = queued;
     let acked = wr.write_all(&wire::encode_ack(queued)).await;
     // Delivered even when the sender is gone: it was told the message may have arrived.
     for (q, msg) in reserved.drain(..) {

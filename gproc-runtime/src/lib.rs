@@ -15,6 +15,7 @@ mod inbox;
 mod manager;
 mod messaging;
 mod rt;
+pub mod rpc;
 #[doc(hidden)]
 pub mod wire;
 
@@ -25,5 +26,6 @@ pub use config::{
 pub use error::{Error, Result};
 pub use identity::{is_child, pid, ppid, ppid_os, start_time, uptime, ENV_DIR, ENV_PPID};
 pub use inbox::Msg;
+pub use rpc::{introspect, RpcError, ServiceDescription};
 pub use manager::{parent_exited, Manager, Process, Signal};
 pub use messaging::{listen, receive, receive_group, send, send_group, RESERVED_PREFIX};

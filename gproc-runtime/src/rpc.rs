@@ -1,0 +1,590 @@
+//! The RPC core that `#[gproc::service]` builds on: the contract traits, the dispatcher,
+//! the client stub, deadlines, cancellation and introspection.
+//!
+//! Requests travel as raw messages in the reserved group `gproc/rpc/<Service>`, replies in
+//! `gproc/reply` back to the caller's PID. Each message starts with a fixed header,
+//! followed by the postcard encoding of the generated request or response enum:
+//!
+//! ```text
+//! request  kind:u8 id:u64 fingerprint:u64 timeout_us:u64 body   (kind: call, cancel, probe)
+//! reply    status:u8 id:u64 body                                  (status: see `Status`)
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::endpoint::ensure_listening;
+use crate::error::Error;
+use crate::messaging::{receive_any, send_to};
+
+/// The default deadline of a call: 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The prefix of the groups that carry requests, followed by the service name.
+pub(crate) const REQUEST_PREFIX: &str = "gproc/rpc/";
+/// The group replies come back in.
+const REPLY_GROUP: &str = "gproc/reply";
+/// The group of the built-in introspection service.
+pub(crate) const INTROSPECT_GROUP: &str = "gproc/introspect";
+
+const REQUEST_HEAD: usize = 25;
+const REPLY_HEAD: usize = 9;
+
+/// What went wrong in a typed call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The message could not be delivered, or the server died during the call.
+    #[error("transport: {0}")]
+    Transport(#[from] Error),
+    /// The call's deadline passed; the server stopped the handler.
+    #[error("the deadline passed before the server answered; the handler was stopped. Raise it with with_timeout")]
+    DeadlineExceeded,
+    /// The process does not serve this service (yet).
+    #[error("the process does not serve {service}; it may not have reached serve() yet (see wait_served)")]
+    ServiceNotServed {
+        /// The service's name.
+        service: String,
+    },
+    /// The process serves another version of this service.
+    #[error("the process serves another version of {service}; rebuild client and server from the same trait")]
+    SchemaMismatch {
+        /// The service's name.
+        service: String,
+    },
+    /// A request or reply could not be decoded.
+    #[error("a request or reply could not be decoded (a bug, or a version mismatch the fingerprint missed)")]
+    Decode,
+    /// The handler panicked; the server goes on serving.
+    #[error("the handler panicked; the server goes on serving other calls")]
+    HandlerPanicked,
+    /// This process already serves this service.
+    #[error("this process already serves {service}; serve each service once")]
+    AlreadyServed {
+        /// The service's name.
+        service: String,
+    },
+}
+
+/// A method of a service, as the macro saw it.
+#[derive(Debug)]
+pub struct MethodInfo {
+    /// The method's name.
+    pub name: &'static str,
+    /// Its signature as written, such as `async fn add(&self, a: i64, b: i64) -> i64`.
+    pub signature: &'static str,
+}
+
+/// A service, as the macro saw it.
+#[derive(Debug)]
+pub struct ServiceInfo {
+    /// The trait's name.
+    pub name: &'static str,
+    /// The hash of the name and every method signature; differs between versions.
+    pub fingerprint: u64,
+    /// The methods, in order.
+    pub methods: &'static [MethodInfo],
+}
+
+/// A service served by a process, as [`introspect`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDescription {
+    /// The trait's name.
+    pub name: String,
+    /// The service's fingerprint.
+    pub fingerprint: u64,
+    /// Its methods: name and signature text.
+    pub methods: Vec<(String, String)>,
+}
+
+impl From<&ServiceInfo> for ServiceDescription {
+    fn from(info: &ServiceInfo) -> Self {
+        ServiceDescription {
+            name: info.name.to_owned(),
+            fingerprint: info.fingerprint,
+            methods: info
+                .methods
+                .iter()
+                .map(|m| (m.name.to_owned(), m.signature.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// The dispatcher side of a service: what `{Trait}Server` implements (tarpc's `Serve`).
+pub trait Serve: Send + Sync + 'static {
+    /// The request enum, one variant per method.
+    type Req: Send + 'static;
+    /// The response enum, one variant per method.
+    type Resp: Send + 'static;
+    /// The service's name, fingerprint and methods.
+    fn info(&self) -> &'static ServiceInfo;
+    /// Runs the method a request names.
+    fn serve(&self, req: Self::Req) -> impl Future<Output = Self::Resp> + Send;
+}
+
+/// The client side of a service: what `{Trait}Client` calls through (tarpc's `Stub`).
+///
+/// [`PidStub`] calls a process by PID; every [`Serve`] is a `Stub` too, so a server can be
+/// called in-process, with no socket, in unit tests.
+pub trait Stub: Send + Sync {
+    /// The request enum.
+    type Req: Send;
+    /// The response enum.
+    type Resp: Send;
+    /// Sends a request and waits for its response.
+    fn call(&self, req: Self::Req) -> impl Future<Output = Result<Self::Resp, RpcError>> + Send;
+}
+
+impl<S: Serve> Stub for S {
+    type Req = S::Req;
+    type Resp = S::Resp;
+    fn call(&self, req: Self::Req) -> impl Future<Output = Result<Self::Resp, RpcError>> + Send {
+        AssertUnwindSafe(self.serve(req))
+            .catch_unwind()
+            .map(|r| r.map_err(|_| RpcError::HandlerPanicked))
+    }
+}
+
+/// Calls a service on a process by PID.
+pub struct PidStub<Req, Resp> {
+    pid: u32,
+    timeout: Duration,
+    info: &'static ServiceInfo,
+    _types: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp> Clone for PidStub<Req, Resp> {
+    fn clone(&self) -> Self {
+        PidStub { _types: PhantomData, ..*self }
+    }
+}
+
+impl<Req, Resp> std::fmt::Debug for PidStub<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PidStub")
+            .field("service", &self.info.name)
+            .field("pid", &self.pid)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl<Req, Resp> PidStub<Req, Resp> {
+    /// A stub for `info`'s service on `pid`, with the [default deadline](DEFAULT_TIMEOUT).
+    pub fn new(pid: u32, info: &'static ServiceInfo) -> Self {
+        PidStub { pid, timeout: DEFAULT_TIMEOUT, info, _types: PhantomData }
+    }
+
+    /// The same stub with another deadline for each call.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        PidStub { timeout, ..self }
+    }
+
+    /// The PID it calls.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits until `pid` serves this version of the service.
+    ///
+    /// # Errors
+    ///
+    /// [`RpcError::SchemaMismatch`] when it serves another version,
+    /// [`RpcError::DeadlineExceeded`] when `timeout` passes first.
+    pub async fn wait_served(&self, timeout: Duration) -> Result<(), RpcError> {
+        let (pid, info) = (self.pid, self.info);
+        let deadline = tokio::time::Instant::now() + timeout;
+        run_cancellable(async move {
+            let mut pause = Duration::from_millis(1);
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(RpcError::DeadlineExceeded);
+                }
+                let group = format!("{REQUEST_PREFIX}{}", info.name);
+                match raw_call(pid, group, Kind::Probe, info, Bytes::new(), left).await {
+                    Ok(_) => return Ok(()),
+                    Err(RpcError::ServiceNotServed { .. })
+                    | Err(RpcError::Transport(Error::NotListening(_))) => {}
+                    Err(e) => return Err(e),
+                }
+                // Not served yet: the child has not reached serve(). Poll, backing off.
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        })
+        .await
+    }
+}
+
+impl<Req, Resp> Stub for PidStub<Req, Resp>
+where
+    Req: Serialize + Send + Sync + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    type Req = Req;
+    type Resp = Resp;
+
+    fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
+        let (pid, info, timeout) = (self.pid, self.info, self.timeout);
+        run_cancellable(async move {
+            let body = postcard::to_allocvec(&req).map_err(|_| RpcError::Decode)?;
+            let group = format!("{REQUEST_PREFIX}{}", info.name);
+            let reply = raw_call(pid, group, Kind::Call, info, Bytes::from(body), timeout).await?;
+            postcard::from_bytes(&reply).map_err(|e| {
+                tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
+                RpcError::Decode
+            })
+        })
+    }
+}
+
+/// Serves `service` until the runtime it runs on shuts down.
+///
+/// Each request runs in its own task on the current runtime, stopped when its deadline
+/// passes or its caller drops the call.
+///
+/// # Errors
+///
+/// [`RpcError::AlreadyServed`] when this process already serves the service;
+/// [`RpcError::Transport`] when the endpoint cannot be bound.
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+pub async fn serve<S>(service: S) -> Result<(), RpcError>
+where
+    S: Serve,
+    S::Req: DeserializeOwned,
+    S::Resp: Serialize,
+{
+    let info = service.info();
+    let _registration = Registration::new(info)?;
+    ensure_listening()?;
+    let service = Arc::new(service);
+    let running: Arc<Mutex<HashMap<(u32, u64), tokio::task::AbortHandle>>> = Default::default();
+    let group = format!("{REQUEST_PREFIX}{}", info.name);
+    loop {
+        let msg = receive_any(&group).await?;
+        let Some(head) = RequestHead::decode(&msg.data) else {
+            tracing::warn!(peer = msg.sender_pid, "gproc: malformed request header");
+            continue;
+        };
+        let key = (msg.sender_pid, head.id);
+        match head.kind {
+            Kind::Cancel => {
+                if let Some(task) = lock(&running).remove(&key) {
+                    task.abort();
+                }
+            }
+            Kind::Probe | Kind::Call if head.fingerprint != info.fingerprint => {
+                spawn_reply(msg.sender_pid, head.id, Status::SchemaMismatch, Bytes::new());
+            }
+            Kind::Probe => spawn_reply(msg.sender_pid, head.id, Status::Ok, Bytes::new()),
+            Kind::Call => {
+                let Ok(req) = postcard::from_bytes::<S::Req>(&msg.data[REQUEST_HEAD..]) else {
+                    spawn_reply(msg.sender_pid, head.id, Status::Decode, Bytes::new());
+                    continue;
+                };
+                let (service, done) = (service.clone(), running.clone());
+                let task = tokio::spawn(async move {
+                    let handler = AssertUnwindSafe(service.serve(req)).catch_unwind();
+                    let (status, body) = match tokio::time::timeout(head.timeout, handler).await {
+                        Ok(Ok(resp)) => match postcard::to_allocvec(&resp) {
+                            Ok(body) => (Status::Ok, Bytes::from(body)),
+                            Err(_) => (Status::Decode, Bytes::new()),
+                        },
+                        Ok(Err(_)) => (Status::Panicked, Bytes::new()),
+                        Err(_) => (Status::Deadline, Bytes::new()),
+                    };
+                    lock(&done).remove(&key);
+                    reply(key.0, key.1, status, body).await;
+                });
+                lock(&running).insert(key, task.abort_handle());
+            }
+        }
+    }
+}
+
+/// Lists the services `pid` serves, with their methods and fingerprints.
+///
+/// Every endpoint answers this, whether it serves anything or not.
+///
+/// # Errors
+///
+/// [`RpcError::Transport`] when `pid` cannot be reached; [`RpcError::DeadlineExceeded`]
+/// after the default deadline.
+pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
+    run_cancellable(async move {
+        let reply = raw_call(pid, INTROSPECT_GROUP.to_owned(), Kind::Call, &INTROSPECT, Bytes::new(), DEFAULT_TIMEOUT).await?;
+        postcard::from_bytes(&reply).map_err(|_| RpcError::Decode)
+    })
+    .await
+}
+
+static INTROSPECT: ServiceInfo = ServiceInfo { name: "gproc/introspect", fingerprint: 0, methods: &[] };
+
+/// Answers, on the endpoint's reader, the requests no `serve()` loop takes: those for
+/// services not served, and introspection. Returns whether the message was handled.
+pub(crate) fn intercept(group: &str, data: &[u8], peer: u32) -> bool {
+    let service = if group == INTROSPECT_GROUP {
+        None
+    } else if let Some(service) = group.strip_prefix(REQUEST_PREFIX) {
+        if lock(registry()).contains_key(service) {
+            return false;
+        }
+        Some(service)
+    } else {
+        return false;
+    };
+    let Some(head) = RequestHead::decode(data) else {
+        return true;
+    };
+    match (service, head.kind) {
+        (_, Kind::Cancel) => {}
+        (Some(service), _) => {
+            tracing::debug!(peer, service, "gproc: request for a service not served");
+            spawn_reply(peer, head.id, Status::NotServed, Bytes::new());
+        }
+        (None, _) => {
+            let services: Vec<ServiceDescription> =
+                lock(registry()).values().map(|info| ServiceDescription::from(*info)).collect();
+            let body = postcard::to_allocvec(&services).unwrap_or_default();
+            spawn_reply(peer, head.id, Status::Ok, Bytes::from(body));
+        }
+    }
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Call = 0,
+    Cancel = 1,
+    Probe = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok = 0,
+    NotServed = 1,
+    SchemaMismatch = 2,
+    Decode = 3,
+    Panicked = 4,
+    Deadline = 5,
+}
+
+struct RequestHead {
+    kind: Kind,
+    id: u64,
+    fingerprint: u64,
+    timeout: Duration,
+}
+
+impl RequestHead {
+    fn encode(&self, body: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(REQUEST_HEAD + body.len());
+        out.put_u8(self.kind as u8);
+        out.put_u64_le(self.id);
+        out.put_u64_le(self.fingerprint);
+        out.put_u64_le(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX));
+        out.put_slice(body);
+        out.freeze()
+    }
+
+    fn decode(data: &[u8]) -> Option<RequestHead> {
+        let head = data.get(..REQUEST_HEAD)?;
+        let kind = match head[0] {
+            0 => Kind::Call,
+            1 => Kind::Cancel,
+            2 => Kind::Probe,
+            _ => return None,
+        };
+        let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        Some(RequestHead {
+            kind,
+            id: u64_at(1),
+            fingerprint: u64_at(9),
+            timeout: Duration::from_micros(u64_at(17)),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn registry() -> &'static Mutex<HashMap<&'static str, &'static ServiceInfo>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<&'static str, &'static ServiceInfo>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// A service's entry in the registry, removed when its `serve()` ends.
+struct Registration(&'static ServiceInfo);
+
+impl Registration {
+    fn new(info: &'static ServiceInfo) -> Result<Self, RpcError> {
+        let mut map = lock(registry());
+        if map.contains_key(info.name) {
+            return Err(RpcError::AlreadyServed { service: info.name.to_owned() });
+        }
+        map.insert(info.name, info);
+        Ok(Registration(info))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(registry()).remove(self.0.name);
+    }
+}
+
+fn spawn_reply(to: u32, id: u64, status: Status, body: Bytes) {
+    crate::rt::handle().spawn(reply(to, id, status, body));
+}
+
+async fn reply(to: u32, id: u64, status: Status, body: Bytes) {
+    let mut out = BytesMut::with_capacity(REPLY_HEAD + body.len());
+    out.put_u8(status as u8);
+    out.put_u64_le(id);
+    out.put_slice(&body);
+    if let Err(e) = send_to(to, None, REPLY_GROUP, out.freeze()).await {
+        tracing::debug!(to, "gproc: could not deliver a reply: {e}");
+    }
+}
+
+type Waiting = Mutex<HashMap<u64, oneshot::Sender<(Status, Bytes)>>>;
+
+fn waiting() -> &'static Waiting {
+    static WAITING: OnceLock<Waiting> = OnceLock::new();
+    WAITING.get_or_init(|| {
+        crate::rt::handle().spawn(route_replies());
+        Default::default()
+    })
+}
+
+async fn route_replies() {
+    while let Ok(msg) = receive_any(REPLY_GROUP).await {
+        let (Some(&status), Some(id)) = (msg.data.first(), msg.data.get(1..REPLY_HEAD)) else {
+            continue;
+        };
+        let id = u64::from_le_bytes(id.try_into().unwrap_or_default());
+        let status = match status {
+            0 => Status::Ok,
+            1 => Status::NotServed,
+            2 => Status::SchemaMismatch,
+            3 => Status::Decode,
+            4 => Status::Panicked,
+            _ => Status::Deadline,
+        };
+        if let Some(tx) = lock(waiting()).remove(&id) {
+            let _ = tx.send((status, msg.data.slice(REPLY_HEAD..)));
+        }
+    }
+}
+
+/// A call waiting for its reply. Dropped before the reply came, it tells the server to
+/// stop the handler.
+struct Pending {
+    id: u64,
+    pid: u32,
+    group: String,
+    answered: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        lock(waiting()).remove(&self.id);
+        if !self.answered {
+            let head = RequestHead { kind: Kind::Cancel, id: self.id, fingerprint: 0, timeout: Duration::ZERO };
+            let (pid, group, data) = (self.pid, std::mem::take(&mut self.group), head.encode(&[]));
+            crate::rt::handle().spawn(async move {
+                let _ = send_to(pid, None, &group, data).await;
+            });
+        }
+    }
+}
+
+async fn raw_call(
+    pid: u32,
+    group: String,
+    kind: Kind,
+    info: &'static ServiceInfo,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, RpcError> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    ensure_listening()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    lock(waiting()).insert(id, tx);
+    let mut pending = Pending { id, pid, group, answered: false };
+    let head = RequestHead { kind, id, fingerprint: info.fingerprint, timeout };
+    let data = head.encode(&body);
+    let conn = tokio::time::timeout_at(deadline, async {
+        send_to(pid, None, &pending.group, data).await?;
+        crate::conn::get(pid).await
+    });
+    let conn = match conn.await {
+        Err(_) => return Err(RpcError::DeadlineExceeded),
+        Ok(Err(e)) => {
+            pending.answered = true;
+            return Err(RpcError::Transport(e));
+        }
+        Ok(Ok(conn)) => conn,
+    };
+    let (status, body) = tokio::select! {
+        reply = rx => reply.map_err(|_| RpcError::Transport(Error::ConnectionLost))?,
+        () = conn.closed() => {
+            pending.answered = true;
+            return Err(RpcError::Transport(Error::ConnectionLost));
+        }
+        () = tokio::time::sleep_until(deadline) => return Err(RpcError::DeadlineExceeded),
+    };
+    pending.answered = true;
+    let service = || info.name.to_owned();
+    match status {
+        Status::Ok => Ok(body),
+        Status::NotServed => Err(RpcError::ServiceNotServed { service: service() }),
+        Status::SchemaMismatch => Err(RpcError::SchemaMismatch { service: service() }),
+        Status::Decode => Err(RpcError::Decode),
+        Status::Panicked => Err(RpcError::HandlerPanicked),
+        Status::Deadline => Err(RpcError::DeadlineExceeded),
+    }
+}
+
+/// Runs `fut` on the background runtime; dropping the returned future aborts it there,
+/// which cancels the call on the server.
+fn run_cancellable<T: Send + 'static>(
+    fut: impl Future<Output = Result<T, RpcError>> + Send + 'static,
+) -> impl Future<Output = Result<T, RpcError>> + Send {
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let (tx, rx) = oneshot::channel();
+    let task = AbortOnDrop(crate::rt::handle().spawn(async move {
+        let _ = tx.send(fut.await);
+    }));
+    async move {
+        let _task = task;
+        match rx.await {
+            Ok(out) => out,
+            Err(_) => Err(RpcError::HandlerPanicked),
+        }
+    }
+}
