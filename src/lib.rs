@@ -1,1 +1,2 @@
+pub use gproc_macros::service;
 pub use gproc_runtime::*;

@@ -1,2 +1,20 @@
 //! Implementation detail of [`gproc`](https://docs.rs/gproc): the `#[gproc::service]`
-//! attribute lives here once the RPC layer lands. Depend on `gproc`, not on this crate.
+//! attribute. Depend on `gproc`, which re-exports it; this crate's API is not stable on
+//! its own.
+//!
+//! The macro works in three stages, one module each: [`ast`] builds a model of the trait
+//! from syn, [`check`] validates it with every error combined, and [`expand`] emits the
+//! trait, the request/response enums, the client and the server.
+
+mod ast;
+mod attr;
+mod check;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Turns a trait into typed calls to a process by PID. See the `gproc` crate's docs.
+#[proc_macro_attribute]
+pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::service(attr.into(), item.into()).into()
+}

@@ -265,19 +265,16 @@ async fn read_acks(
 ) {
     let mut acked = 0u64;
     let mut buf = [0u8; wire::ACK_LEN];
-    loop {
-        let count = match rd.read_exact(&mut buf).await {
-            Ok(_) => match wire::decode_ack(&buf) {
-                Ok(count) if count >= acked => count,
-                _ => {
-                    tracing::warn!(
-                        target,
-                        "gproc: malformed acknowledgement; closing the connection"
-                    );
-                    break;
-                }
-            },
-            Err(_) => break,
+    while rd.read_exact(&mut buf).await.is_ok() {
+        let count = match wire::decode_ack(&buf) {
+            Ok(count) if count >= acked => count,
+            _ => {
+                tracing::warn!(
+                    target,
+                    "gproc: malformed acknowledgement; closing the connection"
+                );
+                break;
+            }
         };
         let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
         for _ in acked..count {

@@ -167,7 +167,10 @@ pub struct PidStub<Req, Resp> {
 
 impl<Req, Resp> Clone for PidStub<Req, Resp> {
     fn clone(&self) -> Self {
-        PidStub { _types: PhantomData, ..*self }
+        PidStub {
+            _types: PhantomData,
+            ..*self
+        }
     }
 }
 
@@ -184,7 +187,12 @@ impl<Req, Resp> std::fmt::Debug for PidStub<Req, Resp> {
 impl<Req, Resp> PidStub<Req, Resp> {
     /// A stub for `info`'s service on `pid`, with the [default deadline](DEFAULT_TIMEOUT).
     pub fn new(pid: u32, info: &'static ServiceInfo) -> Self {
-        PidStub { pid, timeout: DEFAULT_TIMEOUT, info, _types: PhantomData }
+        PidStub {
+            pid,
+            timeout: DEFAULT_TIMEOUT,
+            info,
+            _types: PhantomData,
+        }
     }
 
     /// The same stub with another deadline for each call.
@@ -290,7 +298,12 @@ where
                 }
             }
             Kind::Probe | Kind::Call if head.fingerprint != info.fingerprint => {
-                spawn_reply(msg.sender_pid, head.id, Status::SchemaMismatch, Bytes::new());
+                spawn_reply(
+                    msg.sender_pid,
+                    head.id,
+                    Status::SchemaMismatch,
+                    Bytes::new(),
+                );
             }
             Kind::Probe => spawn_reply(msg.sender_pid, head.id, Status::Ok, Bytes::new()),
             Kind::Call => {
@@ -328,13 +341,25 @@ where
 /// after the default deadline.
 pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
     run_cancellable(async move {
-        let reply = raw_call(pid, INTROSPECT_GROUP.to_owned(), Kind::Call, &INTROSPECT, Bytes::new(), DEFAULT_TIMEOUT).await?;
+        let reply = raw_call(
+            pid,
+            INTROSPECT_GROUP.to_owned(),
+            Kind::Call,
+            &INTROSPECT,
+            Bytes::new(),
+            DEFAULT_TIMEOUT,
+        )
+        .await?;
         postcard::from_bytes(&reply).map_err(|_| RpcError::Decode)
     })
     .await
 }
 
-static INTROSPECT: ServiceInfo = ServiceInfo { name: "gproc/introspect", fingerprint: 0, methods: &[] };
+static INTROSPECT: ServiceInfo = ServiceInfo {
+    name: "gproc/introspect",
+    fingerprint: 0,
+    methods: &[],
+};
 
 /// Answers, on the endpoint's reader, the requests no `serve()` loop takes: those for
 /// services not served, and introspection. Returns whether the message was handled.
@@ -359,8 +384,10 @@ pub(crate) fn intercept(group: &str, data: &[u8], peer: u32) -> bool {
             spawn_reply(peer, head.id, Status::NotServed, Bytes::new());
         }
         (None, _) => {
-            let services: Vec<ServiceDescription> =
-                lock(registry()).values().map(|info| ServiceDescription::from(*info)).collect();
+            let services: Vec<ServiceDescription> = lock(registry())
+                .values()
+                .map(|info| ServiceDescription::from(*info))
+                .collect();
             let body = postcard::to_allocvec(&services).unwrap_or_default();
             spawn_reply(peer, head.id, Status::Ok, Bytes::from(body));
         }
@@ -411,7 +438,8 @@ impl RequestHead {
             2 => Kind::Probe,
             _ => return None,
         };
-        let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        let u64_at =
+            |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
         Some(RequestHead {
             kind,
             id: u64_at(1),
@@ -437,7 +465,9 @@ impl Registration {
     fn new(info: &'static ServiceInfo) -> Result<Self, RpcError> {
         let mut map = lock(registry());
         if map.contains_key(info.name) {
-            return Err(RpcError::AlreadyServed { service: info.name.to_owned() });
+            return Err(RpcError::AlreadyServed {
+                service: info.name.to_owned(),
+            });
         }
         map.insert(info.name, info);
         Ok(Registration(info))
@@ -507,7 +537,12 @@ impl Drop for Pending {
     fn drop(&mut self) {
         lock(waiting()).remove(&self.id);
         if !self.answered {
-            let head = RequestHead { kind: Kind::Cancel, id: self.id, fingerprint: 0, timeout: Duration::ZERO };
+            let head = RequestHead {
+                kind: Kind::Cancel,
+                id: self.id,
+                fingerprint: 0,
+                timeout: Duration::ZERO,
+            };
             let (pid, group, data) = (self.pid, std::mem::take(&mut self.group), head.encode(&[]));
             crate::rt::handle().spawn(async move {
                 let _ = send_to(pid, None, &group, data).await;
@@ -530,8 +565,18 @@ async fn raw_call(
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
     lock(waiting()).insert(id, tx);
-    let mut pending = Pending { id, pid, group, answered: false };
-    let head = RequestHead { kind, id, fingerprint: info.fingerprint, timeout };
+    let mut pending = Pending {
+        id,
+        pid,
+        group,
+        answered: false,
+    };
+    let head = RequestHead {
+        kind,
+        id,
+        fingerprint: info.fingerprint,
+        timeout,
+    };
     let data = head.encode(&body);
     let conn = tokio::time::timeout_at(deadline, async {
         send_to(pid, None, &pending.group, data).await?;

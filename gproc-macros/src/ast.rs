@@ -1,0 +1,131 @@
+//! The model of a service trait, built from syn.
+
+use proc_macro2::{Ident, Span};
+use syn::spanned::Spanned;
+
+/// A service: the annotated trait.
+pub struct Service {
+    /// The trait as written.
+    pub item: syn::ItemTrait,
+    /// The methods, in order.
+    pub methods: Vec<Method>,
+}
+
+/// One method of the service.
+pub struct Method {
+    /// The method's name.
+    pub ident: Ident,
+    /// Its attributes (doc comments are kept on the generated client method).
+    pub attrs: Vec<syn::Attribute>,
+    /// The receiver, if any: `&self` is the only one accepted.
+    pub receiver: Option<syn::Receiver>,
+    /// The `async` token, if any.
+    pub asyncness: Option<syn::Token![async]>,
+    /// The arguments after the receiver.
+    pub args: Vec<Arg>,
+    /// The return type; `()` when none is written.
+    pub output: syn::Type,
+    /// The whole signature, for errors and the signature text.
+    pub sig: syn::Signature,
+    /// Whether the method has a default body.
+    pub default: Option<syn::Block>,
+}
+
+/// One argument.
+pub struct Arg {
+    /// The pattern as written; only a plain identifier is accepted.
+    pub pat: syn::Pat,
+    /// The type.
+    pub ty: syn::Type,
+}
+
+/// Other items in the trait (types, consts, macros), which services do not support.
+pub struct Unsupported(pub Span);
+
+impl Service {
+    /// Builds the model. Items that are not methods are returned for the checker.
+    // Input:  trait Calculator { async fn add(&self, a: i64) -> i64; type X; }
+    // Output: Service { methods: [add], .. }, [Unsupported(type X)]
+    pub fn from_syn(item: syn::ItemTrait) -> (Service, Vec<Unsupported>) {
+        let mut methods = Vec::new();
+        let mut unsupported = Vec::new();
+        for trait_item in &item.items {
+            match trait_item {
+                syn::TraitItem::Fn(f) => methods.push(Method::from_syn(f)),
+                other => unsupported.push(Unsupported(other.span())),
+            }
+        }
+        (Service { item, methods }, unsupported)
+    }
+
+    /// The trait's name.
+    pub fn ident(&self) -> &Ident {
+        &self.item.ident
+    }
+}
+
+impl Method {
+    fn from_syn(f: &syn::TraitItemFn) -> Method {
+        let sig = &f.sig;
+        let mut receiver = None;
+        let mut args = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                syn::FnArg::Receiver(r) => receiver = Some(r.clone()),
+                syn::FnArg::Typed(t) => args.push(Arg {
+                    pat: (*t.pat).clone(),
+                    ty: (*t.ty).clone(),
+                }),
+            }
+        }
+        let output = match &sig.output {
+            syn::ReturnType::Default => syn::parse_quote!(()),
+            syn::ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        Method {
+            ident: sig.ident.clone(),
+            attrs: f.attrs.clone(),
+            receiver,
+            asyncness: sig.asyncness,
+            args,
+            output,
+            sig: sig.clone(),
+            default: f.default.clone(),
+        }
+    }
+
+    /// The argument names; `None` for an argument that is not a plain identifier.
+    pub fn arg_ident(arg: &Arg) -> Option<&Ident> {
+        match &arg.pat {
+            syn::Pat::Ident(p)
+                if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() =>
+            {
+                Some(&p.ident)
+            }
+            _ => None,
+        }
+    }
+
+    /// The request variant's name: the method's name in UpperCamelCase.
+    pub fn variant(&self) -> Ident {
+        let name = self.ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name);
+        let camel: String = name
+            .split('_')
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        // `_1` or `_` would make no identifier: name those after their position instead.
+        let camel = match camel.chars().next() {
+            Some(c) if c.is_alphabetic() => camel,
+            _ => format!("Method{camel}"),
+        };
+        Ident::new(&camel, self.ident.span())
+    }
+}

@@ -1,0 +1,166 @@
+//! The rules a service trait must follow. Every violation is reported, each on the
+//! offending tokens, in one build.
+
+use std::collections::HashMap;
+
+use syn::spanned::Spanned;
+
+use crate::ast::{Method, Service, Unsupported};
+
+/// Names the generated client already uses: a method with one of them would clash.
+const RESERVED_METHODS: &[&str] = &[
+    "new",
+    "with_timeout",
+    "wait_served",
+    "from_stub",
+    "pid",
+    "stub",
+];
+
+/// Joins errors into one, or `Ok` when there are none.
+pub fn combine(errors: Vec<syn::Error>) -> syn::Result<()> {
+    let mut errors = errors.into_iter();
+    let Some(mut first) = errors.next() else {
+        return Ok(());
+    };
+    first.extend(errors);
+    Err(first)
+}
+
+/// Checks the whole service.
+pub fn validate(service: &Service, unsupported: &[Unsupported]) -> syn::Result<()> {
+    let mut errors = Vec::new();
+    check_trait(service, &mut errors);
+    for item in unsupported {
+        errors.push(syn::Error::new(
+            item.0,
+            "a service trait holds only `async fn` methods; move types and consts elsewhere",
+        ));
+    }
+    let mut variants = HashMap::new();
+    for method in &service.methods {
+        check_method(method, &mut errors);
+        let variant = method.variant().to_string();
+        if let Some(previous) = variants.insert(variant.clone(), method.ident.to_string()) {
+            errors.push(syn::Error::new(
+                method.ident.span(),
+                format!(
+                    "`{}` and `{previous}` both become the request variant `{variant}`; rename one",
+                    method.ident
+                ),
+            ));
+        }
+    }
+    combine(errors)
+}
+
+fn check_trait(service: &Service, errors: &mut Vec<syn::Error>) {
+    let item = &service.item;
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            item.generics.span(),
+            "a service trait cannot be generic: both processes must agree on concrete types",
+        ));
+    }
+    if let Some(unsafety) = &item.unsafety {
+        errors.push(syn::Error::new(
+            unsafety.span(),
+            "a service trait cannot be `unsafe`",
+        ));
+    }
+    if let Some(auto) = &item.auto_token {
+        errors.push(syn::Error::new(
+            auto.span(),
+            "a service trait cannot be an auto trait",
+        ));
+    }
+}
+
+fn check_method(method: &Method, errors: &mut Vec<syn::Error>) {
+    let sig = &method.sig;
+    if method.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span(),
+            "service methods must be `async fn`: every call crosses a process boundary",
+        ));
+    }
+    check_receiver(method, errors);
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            sig.generics.span(),
+            "service methods cannot be generic: the request type must be concrete",
+        ));
+    }
+    if let Some(token) = sig.constness.as_ref() {
+        errors.push(syn::Error::new(
+            token.span(),
+            "service methods cannot be `const`",
+        ));
+    }
+    if let Some(token) = sig.unsafety.as_ref() {
+        errors.push(syn::Error::new(
+            token.span(),
+            "service methods cannot be `unsafe`",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new(
+            variadic.span(),
+            "service methods cannot be variadic",
+        ));
+    }
+    for arg in &method.args {
+        if Method::arg_ident(arg).is_none() {
+            errors.push(syn::Error::new(
+                arg.pat.span(),
+                "use a plain argument name here; patterns cannot name the request's fields",
+            ));
+        }
+        if let syn::Type::ImplTrait(_) = arg.ty {
+            errors.push(syn::Error::new(
+                arg.ty.span(),
+                "`impl Trait` arguments are not supported: use a concrete serde type",
+            ));
+        }
+    }
+    if let syn::Type::ImplTrait(_) = method.output {
+        errors.push(syn::Error::new(
+            method.output.span(),
+            "`impl Trait` return types are not supported: use a concrete serde type",
+        ));
+    }
+    if let Some(body) = &method.default {
+        errors.push(syn::Error::new(
+            body.span(),
+            "service methods cannot have a default body; implement them in the server's impl",
+        ));
+    }
+    let name = method.ident.to_string();
+    if RESERVED_METHODS.contains(&name.as_str()) {
+        errors.push(syn::Error::new(
+            method.ident.span(),
+            format!("`{name}` clashes with a method of the generated client; rename it"),
+        ));
+    }
+}
+
+fn check_receiver(method: &Method, errors: &mut Vec<syn::Error>) {
+    let Some(receiver) = &method.receiver else {
+        errors.push(syn::Error::new(
+            method.sig.paren_token.span.join(),
+            "service methods take `&self` first: the server is shared by concurrent calls",
+        ));
+        return;
+    };
+    let shared_ref = receiver.reference.is_some()
+        && receiver.mutability.is_none()
+        && receiver.colon_token.is_none();
+    if !shared_ref {
+        let what = if receiver.mutability.is_some() && receiver.reference.is_some() {
+            "`&mut self` is not allowed: calls run concurrently, so take `&self` and use interior mutability"
+        } else {
+            "take `&self`: the server is shared by concurrent calls and is never consumed"
+        };
+        errors.push(syn::Error::new(receiver.span(), what));
+    }
+}

@@ -1,0 +1,98 @@
+//! The client stub: calls the service's methods on a process by PID.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::Generator;
+use crate::ast::Method;
+
+impl Generator<'_> {
+    // Input:  trait Calculator { async fn add(&self, a: i64) -> i64; }
+    // Output: struct CalculatorClient<S = PidStub<..>> { stub: S }
+    //         impl<S: Stub<..>> CalculatorClient<S> { fn add(&self, a: i64) -> impl Future<..> }
+    pub(super) fn expand_client(&self) -> TokenStream {
+        let (private, client) = (&self.private, &self.client);
+        let (request, response) = (&self.request, &self.response);
+        let vis = &self.service.item.vis;
+        let trait_name = self.service.ident();
+        let doc = format!(
+            "Calls [`{trait_name}`] on a process by PID: `{client}::new(pid)`. Cheap to clone."
+        );
+        let methods = self.methods().iter().map(|m| self.client_method(m));
+        quote! {
+            #[doc = #doc]
+            #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+            #vis struct #client<S = #private::PidStub<#request, #response>> {
+                stub: S,
+            }
+
+            #[automatically_derived]
+            impl #client {
+                /// A client for the process `pid`, with the default deadline of 10 seconds.
+                pub fn new(pid: u32) -> Self {
+                    #client { stub: #private::PidStub::new(pid, #request::__gproc_info()) }
+                }
+
+                /// The same client with another deadline for each call.
+                pub fn with_timeout(self, timeout: ::core::time::Duration) -> Self {
+                    #client { stub: self.stub.with_timeout(timeout) }
+                }
+
+                /// Waits until the process serves this version of the service.
+                pub fn wait_served(
+                    &self,
+                    timeout: ::core::time::Duration,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #private::RpcError>,
+                > + ::core::marker::Send + '_ {
+                    self.stub.wait_served(timeout)
+                }
+
+                /// The PID this client calls.
+                pub fn pid(&self) -> u32 {
+                    self.stub.pid()
+                }
+            }
+
+            #[automatically_derived]
+            impl<S> #client<S>
+            where
+                S: #private::Stub<Req = #request, Resp = #response>,
+            {
+                /// A client calling through `stub`; a server is a stub too, for tests
+                /// without processes.
+                pub fn from_stub(stub: S) -> Self {
+                    #client { stub }
+                }
+
+                #(#methods)*
+            }
+        }
+    }
+
+    fn client_method(&self, m: &Method) -> TokenStream {
+        let (private, request, response) = (&self.private, &self.request, &self.response);
+        let (attrs, name, output, variant) = (&m.attrs, &m.ident, &m.output, m.variant());
+        let docs = attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let names: Vec<_> = m.args.iter().map(Method::arg_ident).collect();
+        let types = m.args.iter().map(|a| &a.ty);
+        quote! {
+            #(#docs)*
+            pub fn #name(
+                &self,
+                #(#names: #types),*
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#output, #private::RpcError>,
+            > + ::core::marker::Send + '_ {
+                let __gproc_call = #private::Stub::call(&self.stub, #request::#variant { #(#names),* });
+                async move {
+                    #[allow(unreachable_patterns)]
+                    match __gproc_call.await? {
+                        #response::#variant(__gproc_value) => ::core::result::Result::Ok(__gproc_value),
+                        _ => ::core::result::Result::Err(#private::RpcError::Decode),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Code generation: the trait with `Send` futures, the messages, the client and the server.
+
+mod client;
+mod messages;
+mod server;
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+
+use crate::ast::{Method, Service};
+use crate::attr::Options;
+
+/// The whole expansion. On error, the trait is still emitted as written beside the
+/// errors, so that its impls do not cascade into "cannot find trait".
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Trait(item)) => item,
+        Ok(other) => {
+            let err = syn::Error::new_spanned(
+                item_head(&other),
+                "#[gproc::service] goes on a trait: `#[gproc::service] trait Name { async fn method(&self, ...) -> T; }`",
+            );
+            return with_errors(input, err);
+        }
+        Err(err) => return with_errors(input, err),
+    };
+    let options = crate::attr::from_tokens(args);
+    let (service, unsupported) = Service::from_syn(item);
+    let checked = crate::check::validate(&service, &unsupported);
+    match (options, checked) {
+        (Ok(options), Ok(())) => Generator::new(&service, &options).into_token_stream(),
+        (Err(mut e), Err(more)) => {
+            e.combine(more);
+            with_errors(service.item.into_token_stream(), e)
+        }
+        (Err(e), _) | (_, Err(e)) => with_errors(service.item.into_token_stream(), e),
+    }
+}
+
+fn with_errors(item: TokenStream, err: syn::Error) -> TokenStream {
+    let errors = err.to_compile_error();
+    quote!(#item #errors)
+}
+
+/// The tokens that name an item, where an error about the item belongs.
+fn item_head(item: &syn::Item) -> TokenStream {
+    match item {
+        syn::Item::Struct(s) => {
+            let (token, ident) = (&s.struct_token, &s.ident);
+            quote!(#token #ident)
+        }
+        syn::Item::Enum(e) => {
+            let (token, ident) = (&e.enum_token, &e.ident);
+            quote!(#token #ident)
+        }
+        syn::Item::Fn(f) => {
+            let (token, ident) = (&f.sig.fn_token, &f.sig.ident);
+            quote!(#token #ident)
+        }
+        syn::Item::Impl(i) => i.impl_token.into_token_stream(),
+        other => other.into_token_stream(),
+    }
+}
+
+/// Everything the generators share: the model, and the names of the emitted items.
+pub struct Generator<'a> {
+    service: &'a Service,
+    /// `<crate>::__private`, the only way generated code reaches gproc and its dependencies.
+    private: TokenStream,
+    serde_crate: String,
+    request: Ident,
+    response: Ident,
+    client: Ident,
+    server: Ident,
+}
+
+impl<'a> Generator<'a> {
+    fn new(service: &'a Service, options: &Options) -> Self {
+        let krate = &options.krate;
+        let name = service.ident();
+        let private = quote!(#krate::__private);
+        Generator {
+            service,
+            serde_crate: format!("{}::serde", private).replace(' ', ""),
+            private,
+            request: format_ident!("{}Request", name),
+            response: format_ident!("{}Response", name),
+            client: format_ident!("{}Client", name),
+            server: format_ident!("{}Server", name),
+        }
+    }
+
+    fn methods(&self) -> &'a [Method] {
+        &self.service.methods
+    }
+
+    /// The trait, each `async fn` turned into a method returning a `Send` future, so that
+    /// handlers can run in tasks of their own (as `trait-variant` does).
+    // Input:  async fn add(&self, a: i64) -> i64;
+    // Output: fn add(&self, a: i64) -> impl Future<Output = i64> + Send;
+    fn expand_trait(&self) -> TokenStream {
+        let item = &self.service.item;
+        let (attrs, vis, ident) = (&item.attrs, &item.vis, &item.ident);
+        let supertraits = (!item.supertraits.is_empty()).then(|| {
+            let bounds = &item.supertraits;
+            quote!(: #bounds)
+        });
+        let methods = self.methods().iter().map(|m| {
+            let (attrs, name, output) = (&m.attrs, &m.ident, &m.output);
+            let args = m.args.iter().map(|a| {
+                let (pat, ty) = (&a.pat, &a.ty);
+                quote!(#pat: #ty)
+            });
+            quote! {
+                #(#attrs)*
+                fn #name(&self, #(#args),*)
+                    -> impl ::core::future::Future<Output = #output> + ::core::marker::Send;
+            }
+        });
+        quote! {
+            #(#attrs)*
+            #vis trait #ident #supertraits {
+                #(#methods)*
+            }
+        }
+    }
+
+    /// Checks at the user's spans that every argument and return type is serde.
+    // Input:  async fn add(&self, a: i64) -> i64;
+    // Output: const _: () = { fn check() { assert_serde::<i64>(); assert_serde::<i64>(); } };
+    fn expand_serde_checks(&self) -> TokenStream {
+        let private = &self.private;
+        let types = self.methods().iter().flat_map(|m| {
+            m.args
+                .iter()
+                .map(|a| &a.ty)
+                .chain(std::iter::once(&m.output))
+        });
+        let checks = types.map(|ty| {
+            quote::quote_spanned!(syn::spanned::Spanned::span(ty)=> #private::assert_serde::<#ty>();)
+        });
+        quote! {
+            const _: () = {
+                #[allow(dead_code)]
+                fn __gproc_assert_serde() {
+                    #(#checks)*
+                }
+            };
+        }
+    }
+
+    /// The service's name, fingerprint and method signatures.
+    fn expand_info(&self) -> TokenStream {
+        let (private, request) = (&self.private, &self.request);
+        let name = unraw(self.service.ident());
+        let fingerprint = fingerprint(self.service);
+        let methods = self.methods().iter().map(|m| {
+            let (name, signature) = (unraw(&m.ident), signature(m));
+            quote!(#private::MethodInfo { name: #name, signature: #signature })
+        });
+        quote! {
+            impl #request {
+                #[doc(hidden)]
+                pub fn __gproc_info() -> &'static #private::ServiceInfo {
+                    static INFO: #private::ServiceInfo = #private::ServiceInfo {
+                        name: #name,
+                        fingerprint: #fingerprint,
+                        methods: &[#(#methods),*],
+                    };
+                    &INFO
+                }
+            }
+        }
+    }
+}
+
+impl ToTokens for Generator<'_> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend([
+            self.expand_trait(),
+            self.expand_messages(),
+            self.expand_info(),
+            self.expand_client(),
+            self.expand_server(),
+            self.expand_serde_checks(),
+        ]);
+    }
+}
+
+/// An identifier without its `r#`.
+fn unraw(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
+}
+
+/// Tokens as readable text: `Result<f64, String>` rather than `Result < f64 , String >`.
+fn type_text(tokens: &impl ToTokens) -> String {
+    let raw = tokens.to_token_stream().to_string();
+    let mut out = String::with_capacity(raw.len());
+    for (i, part) in raw.split(' ').enumerate() {
+        let glue = matches!(part, "<" | ">" | "," | "::" | ")" | "]" | ";")
+            || out.ends_with(['<', '&', '(', '['])
+            || out.ends_with("::");
+        if i > 0 && !glue {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// The method's signature as introspection shows it.
+fn signature(m: &Method) -> String {
+    let args: Vec<String> = m
+        .args
+        .iter()
+        .map(|a| format!("{}: {}", type_text(&a.pat), type_text(&a.ty)))
+        .collect();
+    let mut text = format!("async fn {}(&self", unraw(&m.ident));
+    for arg in &args {
+        text.push_str(", ");
+        text.push_str(arg);
+    }
+    text.push(')');
+    let output = type_text(&m.output);
+    if output != "()" {
+        text.push_str(" -> ");
+        text.push_str(&output);
+    }
+    text
+}
+
+/// FNV-1a over the service name and every method's name, argument types and return type,
+/// in order. Doc comments and argument names do not count.
+fn fingerprint(service: &Service) -> u64 {
+    let mut text = unraw(service.ident());
+    for m in &service.methods {
+        let types: Vec<String> = m.args.iter().map(|a| type_text(&a.ty)).collect();
+        text.push_str(&format!(
+            ";{}({})->{}",
+            unraw(&m.ident),
+            types.join(","),
+            type_text(&m.output)
+        ));
+    }
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
