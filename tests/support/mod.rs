@@ -1,0 +1,570 @@
+//! Shared machinery for the integration tests that start real processes.
+//!
+//! A gproc endpoint belongs to a process, so every test runs in a process of its own, with a
+//! `GPROC_DIR` of its own. A test binary that uses this module declares `harness = false`
+//! and its `main` is one line:
+//!
+//! ```ignore
+//! mod support;
+//! fn main() {
+//!     support::run_tests(TESTS, ROLES);
+//! }
+//! ```
+//!
+//! The same binary plays three parts, chosen by environment variables:
+//!
+//! - no variable: the harness ([`libtest_mimic`]). Each trial re-executes this binary with
+//!   `GPROC_TEST_RUN=<name>` and `GPROC_DIR=<fresh temporary directory>`, in a process group
+//!   of its own, captures its output, and fails (printing the output) when it fails. A test
+//!   that does not finish in [`TEST_TIMEOUT`] is killed with its whole process group. A test
+//!   that calls [`skip`] is reported as ignored, with its reason.
+//! - `GPROC_TEST_RUN=<name>`: runs that one test body and exits (0, or 101 on panic).
+//! - `GPROC_TEST_ROLE=<role>`: runs a peer role (see [`spawn_peer`]) and returns from `main`.
+//!
+//! Peers talk to the test through their standard streams: a role prints lines on stdout
+//! (`"ready"` once it listens, see [`ready`]) that the test reads with [`Peer::line`], and
+//! reads lines on stdin that the test writes with [`Peer::write_line`]. Synchronisation is
+//! always on such events, never on fixed sleeps.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libtest_mimic::{Completion, Failed, Trial};
+
+/// Names the peer role this process plays.
+pub const ENV_ROLE: &str = "GPROC_TEST_ROLE";
+/// Names the test this process runs.
+pub const ENV_RUN: &str = "GPROC_TEST_RUN";
+/// The harness's PID, given to each test process (its OS parent).
+pub const ENV_HARNESS_PID: &str = "GPROC_TEST_HARNESS_PID";
+/// When the harness spawned the test process, in nanoseconds since the Unix epoch.
+pub const ENV_SPAWNED_AT: &str = "GPROC_TEST_SPAWNED_AT";
+/// The exit code of a test that skipped itself (as automake's).
+pub const SKIP_EXIT_CODE: i32 = 77;
+/// A test process running longer than this is killed, with every peer it started.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// The default time to wait for a peer's next line.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------
+// The harness
+// ---------------------------------------------------------------------------------------
+
+/// Runs this binary as the harness, a single test, or a peer role (see the module docs).
+///
+/// In role and single-test mode this returns once the role or test returned, so `main`
+/// returns normally (a role's clean exit is part of what is tested). In harness mode it
+/// exits the process with the harness's status.
+pub fn run_tests(tests: &[(&str, fn())], roles: &[(&str, fn())]) {
+    if let Some(role) = std::env::var_os(ENV_ROLE) {
+        let role = role.to_string_lossy().into_owned();
+        let Some((_, body)) = roles.iter().find(|(name, _)| *name == role) else {
+            panic!("unknown peer role {role:?}");
+        };
+        body();
+        return;
+    }
+    if let Some(name) = std::env::var_os(ENV_RUN) {
+        let name = name.to_string_lossy().into_owned();
+        let Some((_, body)) = tests.iter().find(|(n, _)| *n == name) else {
+            panic!("unknown test {name:?}");
+        };
+        body();
+        return;
+    }
+
+    let mut names: Vec<&str> = tests.iter().map(|(n, _)| *n).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        panic!("two tests are named {:?}", w[0]);
+    }
+
+    let args = libtest_mimic::Arguments::from_args();
+    let show_output = args.nocapture || args.show_output;
+    let trials = tests
+        .iter()
+        .map(|&(name, _)| {
+            let name = name.to_owned();
+            Trial::ignorable_test(name.clone(), move || run_isolated(&name, show_output))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Runs test `name` in a fresh process with a fresh `GPROC_DIR`.
+fn run_isolated(name: &str, show_output: bool) -> Result<Completion, Failed> {
+    let dir = tempfile::Builder::new()
+        .prefix("gproc-test-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary GPROC_DIR: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let spawned_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let mut child = Command::new(exe)
+        .env(ENV_RUN, name)
+        .env(gproc::ENV_DIR, dir.path())
+        .env_remove(ENV_ROLE)
+        .env_remove(gproc::ENV_PPID)
+        .env(ENV_HARNESS_PID, std::process::id().to_string())
+        .env(ENV_SPAWNED_AT, spawned_at.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own, so that a hung test is killed with every peer it started.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the test process: {e}"))?;
+    let pgid = child.id();
+    let stdout = collect(child.stdout.take().expect("piped stdout"));
+    let stderr = collect(child.stderr.take().expect("piped stderr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let (status, timed_out) = match rx.recv_timeout(TEST_TIMEOUT) {
+        Ok(status) => (status, false),
+        Err(_) => {
+            kill_group(pgid);
+            (rx.recv().map_err(|e| format!("waiter: {e}"))?, true)
+        }
+    };
+    // Whatever the test left running (it should leave nothing) goes with it, so that
+    // reading the pipes to their end cannot hang.
+    kill_group(pgid);
+    let status = status.map_err(|e| format!("cannot wait for the test process: {e}"))?;
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let output = format!(
+        "---- {name} stdout ----\n{}\n---- {name} stderr ----\n{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    drop(dir);
+    if timed_out {
+        return Err(format!("timed out after {TEST_TIMEOUT:?} and was killed\n{output}").into());
+    }
+    match status.code() {
+        Some(0) => {
+            if show_output {
+                println!("{output}");
+            }
+            Ok(Completion::Completed)
+        }
+        Some(SKIP_EXIT_CODE) => {
+            let stdout = String::from_utf8_lossy(&stdout);
+            let reason = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("skipped: "))
+                .unwrap_or("skipped")
+                .to_owned();
+            Ok(Completion::ignored_with(reason))
+        }
+        _ => Err(format!("test process failed ({status})\n{output}").into()),
+    }
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = pipe.read_to_end(&mut out);
+        out
+    })
+}
+
+fn kill_group(pgid: u32) {
+    if let Some(pgid) = rustix::process::Pid::from_raw(pgid as i32) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Ends this test as skipped, with `reason` shown by the harness. Call it before starting
+/// any peer: it exits at once, without running destructors.
+pub fn skip(reason: &str) -> ! {
+    println!("skipped: {reason}");
+    let _ = std::io::stdout().flush();
+    std::process::exit(SKIP_EXIT_CODE)
+}
+
+/// The harness's PID (the OS parent of the test process).
+pub fn harness_pid() -> u32 {
+    std::env::var(ENV_HARNESS_PID)
+        .expect("GPROC_TEST_HARNESS_PID is set by the harness")
+        .parse()
+        .expect("GPROC_TEST_HARNESS_PID is a PID")
+}
+
+/// When the harness spawned this test process (taken just before `spawn`).
+pub fn spawned_at() -> SystemTime {
+    let nanos: u64 = std::env::var(ENV_SPAWNED_AT)
+        .expect("GPROC_TEST_SPAWNED_AT is set by the harness")
+        .parse()
+        .expect("GPROC_TEST_SPAWNED_AT is a number");
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+/// This test's `GPROC_DIR`, as it is in the environment now.
+pub fn gproc_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os(gproc::ENV_DIR).expect("GPROC_DIR is set"))
+}
+
+/// The socket path of `pid`'s endpoint in [`gproc_dir`].
+pub fn socket_path(pid: u32) -> PathBuf {
+    gproc_dir().join(format!("{pid}.sock"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Runtimes and time limits
+// ---------------------------------------------------------------------------------------
+
+/// A multi-thread tokio runtime with two workers and every driver enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build a multi-thread runtime")
+}
+
+/// A current-thread tokio runtime with every driver enabled.
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build a current-thread runtime")
+}
+
+/// Runs `fut` to completion on a fresh multi-thread runtime.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    runtime().block_on(fut)
+}
+
+/// Awaits `fut`, failing the test if it takes longer than `limit` (a hang guard: pick a
+/// generous limit, it is not a benchmark).
+pub async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: did not finish within {limit:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Peers
+// ---------------------------------------------------------------------------------------
+
+/// Builds a peer: this test binary re-executed as `GPROC_TEST_ROLE=<role>`.
+///
+/// The peer inherits the environment (so `GPROC_DIR`), with `GPROC_PPID` removed unless
+/// set with [`PeerBuilder::env`]; its stdin and stdout are pipes to the test, its stderr
+/// is the test's (so it shows up in the test's output).
+pub struct PeerBuilder {
+    cmd: Command,
+    role: String,
+}
+
+impl PeerBuilder {
+    /// A peer playing `role`.
+    pub fn new(role: &str) -> Self {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut cmd = Command::new(exe);
+        cmd.env(ENV_ROLE, role)
+            .env_remove(ENV_RUN)
+            .env_remove(gproc::ENV_PPID)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        PeerBuilder {
+            cmd,
+            role: role.to_owned(),
+        }
+    }
+
+    /// Adds an argument (a role reads them with `std::env::args().skip(1)`).
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs the peer as `uid` (and gid `uid`, with no supplementary groups). Needs root.
+    pub fn uid(mut self, uid: u32) -> Self {
+        self.cmd.uid(uid).gid(uid);
+        self
+    }
+
+    /// Starts the peer.
+    pub fn spawn(mut self) -> Peer {
+        let mut child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start peer {:?}: {e}", self.role));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Peer {
+            child,
+            stdin,
+            lines,
+            role: self.role,
+            exited: None,
+        }
+    }
+}
+
+/// Starts a peer playing `role` with `args` (see [`PeerBuilder`]).
+pub fn spawn_peer(role: &str, args: &[&str]) -> Peer {
+    PeerBuilder::new(role).args(args).spawn()
+}
+
+/// A running peer. Dropping it kills it (SIGKILL) and reaps it.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    role: String,
+    exited: Option<ExitStatus>,
+}
+
+impl Peer {
+    /// The peer's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line the peer printed on stdout; fails the test after `timeout`, or when
+    /// the peer closed its stdout (it exited) first.
+    pub fn line_within(&self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                "peer {:?} ({}) printed no line within {timeout:?}",
+                self.role,
+                self.pid()
+            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "peer {:?} ({}) closed its stdout (exited?) before printing the expected line",
+                self.role,
+                self.pid()
+            ),
+        }
+    }
+
+    /// The next line the peer printed, within [`PEER_TIMEOUT`].
+    pub fn line(&self) -> String {
+        self.line_within(PEER_TIMEOUT)
+    }
+
+    /// Asserts that the next line the peer prints is `expected`.
+    #[track_caller]
+    pub fn expect_line(&self, expected: &str) {
+        let line = self.line();
+        assert_eq!(line, expected, "peer {:?} ({})", self.role, self.pid());
+    }
+
+    /// Waits until the peer listens: it prints `"ready"` right after `gproc::listen()`
+    /// returned. Then checks that its socket file is there.
+    #[track_caller]
+    pub fn wait_until_listening(&self, timeout: Duration) {
+        let line = self.line_within(timeout);
+        assert_eq!(
+            line,
+            "ready",
+            "peer {:?} ({}) did not get ready",
+            self.role,
+            self.pid()
+        );
+        let path = socket_path(self.pid());
+        assert!(
+            path.exists(),
+            "peer {} said it listens, but {} does not exist",
+            self.pid(),
+            path.display()
+        );
+    }
+
+    /// Writes one line to the peer's stdin.
+    pub fn write_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("the peer's stdin is open");
+        writeln!(stdin, "{line}").expect("write to the peer's stdin");
+        stdin.flush().expect("flush the peer's stdin");
+    }
+
+    /// Closes the peer's stdin (roles that wait on stdin take that as "exit").
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Kills the peer with SIGKILL and reaps it.
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for a killed peer");
+        self.exited = Some(status);
+        status
+    }
+
+    /// Waits (up to `timeout`, else fails the test) for the peer to exit, and reaps it.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.exited = Some(status);
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "peer {:?} ({}) did not exit within {timeout:?}",
+                    self.role,
+                    self.pid()
+                );
+            }
+            // Polling an exit for at most a few milliseconds more than needed; the
+            // condition, not the sleep, decides.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The role side
+// ---------------------------------------------------------------------------------------
+
+/// Tells the test that this peer listens (see [`Peer::wait_until_listening`]).
+pub fn ready() {
+    say("ready");
+}
+
+/// Prints one line to the test and flushes it.
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").expect("write to the test");
+    out.flush().expect("flush to the test");
+}
+
+/// Reads the next line the test wrote to this peer's stdin; `None` once it closed it.
+pub fn read_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches('\n').to_owned()),
+    }
+}
+
+/// Exits this peer once the test closes its stdin (or dies), so that no peer outlives its
+/// test. For roles that do not otherwise read stdin.
+pub fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().lock().read_to_end(&mut sink);
+        std::process::exit(0);
+    });
+}
+
+/// The role's arguments as `key=value` pairs (a bare word is `word=""`).
+pub fn role_args() -> Vec<(String, String)> {
+    std::env::args()
+        .skip(1)
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (a, String::new()),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Other helpers
+// ---------------------------------------------------------------------------------------
+
+/// Whether a process of another uid can execute this test binary: every directory on its
+/// path must be searchable, and the file executable, by "others". `Err` says what is not.
+pub fn exe_usable_by_others() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let meta = std::fs::metadata(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    if meta.permissions().mode() & 0o001 == 0 {
+        return Err(format!(
+            "{} is not executable by other users",
+            exe.display()
+        ));
+    }
+    path_searchable_by_others(exe.parent().unwrap_or(Path::new("/")))
+}
+
+/// Whether every directory from `/` down to `dir` is searchable by "others".
+pub fn path_searchable_by_others(dir: &Path) -> Result<(), String> {
+    for d in dir.ancestors() {
+        let meta = std::fs::metadata(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        if meta.permissions().mode() & 0o001 == 0 {
+            return Err(format!("{} is not searchable by other users", d.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    rustix::process::getuid().is_root()
+}
+
+/// Runs blocking `f` on a thread of its own and fails the test if it does not return within
+/// `limit` (a hang guard for the blocking API, which has no timeouts of its own).
+pub fn blocking_within<T, F>(limit: Duration, what: &str, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) => out,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("{what}: did not return within {limit:?}"),
+    }
+}
