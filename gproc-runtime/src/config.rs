@@ -88,8 +88,11 @@ impl Config {
         self
     }
 
-    /// Also accept connections from `uid`. The endpoint socket is then made accessible to
-    /// other users; giving that uid a directory it can reach is up to the caller.
+    /// Also talk with processes running as `uid`: accept their connections, send to their
+    /// endpoints, and use an endpoint directory they own. Both sides name each other's uid.
+    ///
+    /// The endpoint socket is then made accessible to other users; giving that uid a
+    /// directory it can reach is up to the caller.
     pub fn allow_uid(mut self, uid: u32) -> Self {
         if !self.allow_uids.contains(&uid) {
             self.allow_uids.push(uid);
@@ -159,7 +162,7 @@ impl Settings {
     pub fn ensure_dir(&self) -> Result<&Path> {
         let checked = self
             .dir_checked
-            .get_or_init(|| prepare_dir(&self.dir, self.uid));
+            .get_or_init(|| prepare_dir(&self.dir, |owner| self.uid_allowed(owner)));
         match checked {
             Ok(()) => Ok(&self.dir),
             Err(reason) => Err(Error::Directory {
@@ -180,7 +183,7 @@ fn default_dir(uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/gproc-{uid}"))
 }
 
-fn prepare_dir(dir: &Path, uid: u32) -> Result<(), String> {
+fn prepare_dir(dir: &Path, trusted: impl Fn(u32) -> bool) -> Result<(), String> {
     match std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -198,10 +201,11 @@ fn prepare_dir(dir: &Path, uid: u32) -> Result<(), String> {
     if !meta.is_dir() {
         return Err("it is not a directory".into());
     }
-    if meta.uid() != uid {
+    if !trusted(meta.uid()) {
         return Err(format!(
-            "it is owned by uid {}, not by this process's uid {uid}; another user may have created it \
-             to intercept messages. Remove it or set GPROC_DIR to a directory you own",
+            "it is owned by uid {}, neither this process's uid nor one allowed with \
+             Config::allow_uid; another user may have created it to intercept messages. Remove \
+             it or set GPROC_DIR to a directory you own",
             meta.uid()
         ));
     }

@@ -5,14 +5,13 @@
 //! the waiting sends in order. So 64 concurrent senders cost a few syscalls, not 64.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::settings;
 use crate::error::{Error, Result};
@@ -24,40 +23,74 @@ use crate::wire::{self, Hello, Status, Welcome};
 const INLINE_BELOW: usize = 16 * 1024;
 /// A batch stops growing at this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
-/// How many messages may wait for the writer before senders wait.
+/// How many messages may wait for the writer task before senders wait.
 const OUTGOING_CAPACITY: usize = 1024;
+/// The largest frame head: length, kind, group length, group.
+const MAX_HEAD: usize = wire::LEN_PREFIX + 2 + wire::MAX_GROUP_LEN;
 
 type Done = oneshot::Sender<Result<()>>;
 
+/// A message waiting for the writer task.
 struct Outgoing {
-    group: String,
+    /// The frame head, or what is left of it.
+    head: Bytes,
+    /// The payload, or what is left of it.
     data: Bytes,
-    done: Done,
+    /// Its place among the queued messages; released once written.
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A connection to one receiving process.
+///
+/// A sender writes its frame straight to the socket when the connection is idle and the
+/// socket takes it whole: no hand-over to another thread. Otherwise the frame waits in
+/// `queue` for the writer task, which writes everything queued in one go. Either way the
+/// sender then waits for the receiver's cumulative acknowledgement.
 pub(crate) struct Conn {
-    tx: mpsc::Sender<Outgoing>,
-    closed: Arc<watch::Sender<bool>>,
+    stream: Arc<UnixStream>,
+    shared: Arc<Shared>,
     /// The receiver's start time, from its welcome.
     pub peer_start_ticks: u64,
     /// The largest message the receiver accepts.
     pub peer_max: usize,
 }
 
-/// Sends waiting for their acknowledgement, oldest first.
+struct Shared {
+    state: Mutex<State>,
+    /// Room in `queue`.
+    room: Arc<Semaphore>,
+    /// Wakes the writer task.
+    work: Notify,
+    closed: watch::Sender<bool>,
+}
+
 #[derive(Default)]
-struct Pending {
+struct State {
+    /// Frames for the writer task, in order.
+    queue: VecDeque<Outgoing>,
+    /// Whether the writer task has frames to write: senders must then queue behind them.
+    writer_busy: bool,
+    /// Sends waiting for their acknowledgement, in the order their frames were written.
     waiting: VecDeque<Done>,
     closed: bool,
 }
 
-impl Pending {
-    fn fail_all(&mut self) {
-        self.closed = true;
-        for done in self.waiting.drain(..) {
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the connection closed and fails every send not yet acknowledged.
+    fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.queue.clear();
+        for done in st.waiting.drain(..) {
             let _ = done.send(Err(Error::ConnectionLost));
         }
+        drop(st);
+        self.closed.send_replace(true);
+        self.work.notify_one();
     }
 }
 
@@ -75,7 +108,7 @@ pub(crate) async fn get(target: u32) -> Result<Arc<Conn>> {
         map.entry(target).or_default().clone()
     };
     let mut guard = slot.lock().await;
-    if let Some(conn) = guard.as_ref().filter(|c| !*c.closed.borrow()) {
+    if let Some(conn) = guard.as_ref().filter(|c| !*c.shared.closed.borrow()) {
         return Ok(conn.clone());
     }
     let conn = Arc::new(crate::rt::run(connect(target)).await?);
@@ -91,24 +124,95 @@ pub(crate) fn forget(target: u32) {
         .remove(&target);
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Ends the writer task, and the ack reader through the shutdown.
+        self.shared.close();
+        let _ = rustix::net::shutdown(&*self.stream, rustix::net::Shutdown::Both);
+    }
+}
+
 impl Conn {
     /// Resolves once the connection has closed (the receiver exited or dropped it).
     pub(crate) async fn closed(&self) {
-        let mut rx = self.closed.subscribe();
+        let mut rx = self.shared.closed.subscribe();
         let _ = rx.wait_for(|&closed| closed).await;
     }
 
-    /// Queues a message and waits for the receiver's acknowledgement.
+    /// Writes a message (or queues it for the writer task) and waits for the receiver's
+    /// acknowledgement.
     pub(crate) async fn send(&self, group: &str, data: Bytes) -> Result<()> {
+        let permit = self
+            .shared
+            .room
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::ConnectionLost)?;
+        let mut head = BytesMut::with_capacity(MAX_HEAD);
+        wire::put_message_head(&mut head, group, data.len());
         let (done, acked) = oneshot::channel();
-        let out = Outgoing {
-            group: group.to_owned(),
-            data,
-            done,
-        };
-        self.tx.send(out).await.map_err(|_| Error::ConnectionLost)?;
+        if self.enqueue(head.freeze(), data, done, permit).is_err() {
+            self.shared.close();
+        }
         acked.await.unwrap_or(Err(Error::ConnectionLost))
     }
+
+    /// Writes the frame now if nothing waits before it, else queues it for the writer task.
+    /// Either way `done` waits for the acknowledgement in write order.
+    fn enqueue(
+        &self,
+        mut head: Bytes,
+        mut data: Bytes,
+        done: Done,
+        permit: OwnedSemaphorePermit,
+    ) -> std::io::Result<()> {
+        let mut st = self.shared.lock();
+        if st.closed {
+            let _ = done.send(Err(Error::ConnectionLost));
+            return Ok(());
+        }
+        // An idle connection writes at once, for latency. Under load (sends already waiting
+        // for acknowledgements) the frame joins the writer's next batch, for throughput.
+        let idle = st.waiting.is_empty() && !st.writer_busy;
+        st.waiting.push_back(done);
+        if idle && try_write_frame(&self.stream, &mut head, &mut data)? {
+            return Ok(());
+        }
+        st.writer_busy = true;
+        st.queue.push_back(Outgoing {
+            head,
+            data,
+            _permit: permit,
+        });
+        drop(st);
+        self.shared.work.notify_one();
+        Ok(())
+    }
+}
+
+/// Writes as much of a frame as the socket takes now. `Ok(true)` when all of it went;
+/// otherwise `head` and `data` keep what is left.
+fn try_write_frame(
+    stream: &UnixStream,
+    head: &mut Bytes,
+    data: &mut Bytes,
+) -> std::io::Result<bool> {
+    while !head.is_empty() || !data.is_empty() {
+        let slices = [IoSlice::new(head), IoSlice::new(data)];
+        match stream.try_write_vectored(&slices) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_head = n.min(head.len());
+                head.advance(from_head);
+                data.advance(n - from_head);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 async fn connect(target: u32) -> Result<Conn> {
@@ -164,15 +268,18 @@ async fn connect(target: u32) -> Result<Conn> {
             welcome.pid
         )));
     }
-    let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
-    let closed = Arc::new(watch::channel(false).0);
-    let pending = Arc::new(Mutex::new(Pending::default()));
-    tokio::spawn(write_batches(wr, rx, pending.clone()));
-    tokio::spawn(read_acks(rd, pending, closed.clone(), target));
+    let stream = Arc::new(stream);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        room: Arc::new(Semaphore::new(OUTGOING_CAPACITY)),
+        work: Notify::new(),
+        closed: watch::channel(false).0,
+    });
+    tokio::spawn(write_queued(stream.clone(), shared.clone()));
+    tokio::spawn(read_acks(stream.clone(), shared.clone(), target));
     Ok(Conn {
-        tx,
-        closed,
+        stream,
+        shared,
         peer_start_ticks: welcome.start_ticks,
         peer_max: usize::try_from(welcome.max_message_size).unwrap_or(usize::MAX),
     })
@@ -200,85 +307,119 @@ fn connect_error(target: u32, e: std::io::Error) -> Error {
     }
 }
 
-async fn write_batches(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    pending: Arc<Mutex<Pending>>,
-) {
+/// Writes queued frames, as many at once as fit in a batch, until the queue is empty.
+async fn write_queued(stream: Arc<UnixStream>, shared: Arc<Shared>) {
     let mut batch = BytesMut::with_capacity(BATCH_BYTES);
     let mut large: Vec<(usize, Bytes)> = Vec::new();
-    let mut dones = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut bytes = 0;
-        while let Some(out) = next.take() {
-            bytes += out.data.len() + wire::MAX_GROUP_LEN;
-            wire::put_message_head(&mut batch, &out.group, out.data.len());
-            if out.data.len() < INLINE_BELOW {
-                batch.extend_from_slice(&out.data);
-            } else {
-                large.push((batch.len(), out.data));
-            }
-            dones.push(out.done);
-            if bytes < BATCH_BYTES {
-                next = rx.try_recv().ok();
-            }
-        }
-        {
-            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-            if p.closed {
-                for done in dones.drain(..) {
-                    let _ = done.send(Err(Error::ConnectionLost));
+    loop {
+        shared.work.notified().await;
+        loop {
+            let taken = {
+                let mut st = shared.lock();
+                if st.closed {
+                    return;
                 }
-            } else {
-                p.waiting.extend(dones.drain(..));
+                if st.queue.is_empty() {
+                    st.writer_busy = false;
+                    break;
+                }
+                take_batch(&mut st.queue, &mut batch, &mut large)
+            };
+            let written = write_batch(&stream, &mut batch, &mut large).await;
+            drop(taken);
+            if written.is_err() {
+                shared.close();
+                return;
             }
-        }
-        if write_batch(&mut wr, &mut batch, &mut large).await.is_err() {
-            pending.lock().unwrap_or_else(|e| e.into_inner()).fail_all();
         }
     }
 }
 
+/// Moves frames from the queue into `batch` (small payloads copied, large ones listed in
+/// `large` by their offset). Returns the frames' permits, to be released once written.
+fn take_batch(
+    queue: &mut VecDeque<Outgoing>,
+    batch: &mut BytesMut,
+    large: &mut Vec<(usize, Bytes)>,
+) -> Vec<Outgoing> {
+    let mut taken = Vec::new();
+    let mut bytes = 0;
+    while let Some(mut out) = queue.pop_front() {
+        bytes += out.head.len() + out.data.len();
+        batch.extend_from_slice(&out.head);
+        if out.data.len() < INLINE_BELOW {
+            batch.extend_from_slice(&out.data);
+        } else {
+            large.push((batch.len(), std::mem::take(&mut out.data)));
+        }
+        taken.push(out);
+        if bytes >= BATCH_BYTES {
+            break;
+        }
+    }
+    taken
+}
+
 /// Writes `batch`, splicing each large payload in at its offset without copying it.
 async fn write_batch(
-    wr: &mut OwnedWriteHalf,
+    stream: &UnixStream,
     batch: &mut BytesMut,
     large: &mut Vec<(usize, Bytes)>,
 ) -> std::io::Result<()> {
     let mut from = 0;
     for (at, data) in large.drain(..) {
-        wr.write_all(&batch[from..at]).await?;
-        wr.write_all(&data).await?;
+        write_all(stream, &batch[from..at]).await?;
+        write_all(stream, &data).await?;
         from = at;
     }
-    wr.write_all(&batch[from..]).await?;
+    write_all(stream, &batch[from..]).await?;
     batch.clear();
     Ok(())
 }
 
-async fn read_acks(
-    mut rd: OwnedReadHalf,
-    pending: Arc<Mutex<Pending>>,
-    closed: Arc<watch::Sender<bool>>,
-    target: u32,
-) {
+async fn write_all(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads cumulative acknowledgements and completes the waiting sends in order.
+async fn read_acks(stream: Arc<UnixStream>, shared: Arc<Shared>, target: u32) {
     let mut acked = 0u64;
-    let mut buf = [0u8; wire::ACK_LEN];
-    while rd.read_exact(&mut buf).await.is_ok() {
-        let count = match wire::decode_ack(&buf) {
-            Ok(count) if count >= acked => count,
-            _ => {
-                tracing::warn!(
-                    target,
-                    "gproc: malformed acknowledgement; closing the connection"
-                );
-                break;
+    let mut buf = [0u8; wire::ACK_LEN * 64];
+    let mut filled = 0;
+    loop {
+        if stream.readable().await.is_err() {
+            break;
+        }
+        match stream.try_read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                continue
             }
+            Err(_) => break,
+        }
+        let whole = filled - filled % wire::ACK_LEN;
+        let Some(count) = last_ack(&buf[..whole], acked) else {
+            tracing::warn!(
+                target,
+                "gproc: malformed acknowledgement; closing the connection"
+            );
+            break;
         };
-        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+        let mut st = shared.lock();
         for _ in acked..count {
-            match p.waiting.pop_front() {
+            match st.waiting.pop_front() {
                 Some(done) => {
                     let _ = done.send(Ok(()));
                 }
@@ -287,7 +428,18 @@ async fn read_acks(
         }
         acked = count;
     }
-    closed.send_replace(true);
-    pending.lock().unwrap_or_else(|e| e.into_inner()).fail_all();
+    shared.close();
     tracing::debug!(target, "gproc: connection closed");
+}
+
+/// The highest count among whole acknowledgements; `None` if one is malformed or goes back.
+fn last_ack(acks: &[u8], mut acked: u64) -> Option<u64> {
+    for ack in acks.chunks_exact(wire::ACK_LEN) {
+        let count = wire::decode_ack(ack).ok()?;
+        if count < acked {
+            return None;
+        }
+        acked = count;
+    }
+    Some(acked)
 }

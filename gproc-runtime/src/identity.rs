@@ -95,7 +95,7 @@ pub(crate) fn is_zombie(pid: u32) -> bool {
 
 /// Whether a process with this PID exists and is not a zombie.
 pub(crate) fn is_alive(pid: u32) -> bool {
-    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+    let Some(p) = os_pid(pid) else {
         return false;
     };
     match rustix::process::test_kill_process(p) {
@@ -116,4 +116,9 @@ fn ticks_to_system_time(ticks: u64) -> Option<SystemTime> {
     let since_boot =
         Duration::from_secs(ticks / hz) + Duration::from_nanos((ticks % hz) * 1_000_000_000 / hz);
     Some(UNIX_EPOCH + Duration::from_secs(btime) + since_boot)
+}
+
+/// `pid` as the OS's PID type; `None` for 0 and for values no PID can have.
+pub(crate) fn os_pid(pid: u32) -> Option<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)
 }

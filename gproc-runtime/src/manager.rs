@@ -418,8 +418,7 @@ fn signal_child(child: &Child, signal: Signal) -> Result<()> {
     if child.has_exited() {
         return Err(Error::NoSuchProcess(child.pid));
     }
-    let raw =
-        rustix::process::Pid::from_raw(child.pid as i32).ok_or(Error::NoSuchProcess(child.pid))?;
+    let raw = crate::identity::os_pid(child.pid).ok_or(Error::NoSuchProcess(child.pid))?;
     rustix::process::kill_process(raw, signal.to_rustix()).map_err(|e| Error::Io(e.into()))
 }
 
@@ -517,7 +516,7 @@ fn remove_socket(pid: u32) {
 /// A pidfd of `pid` registered with the background runtime: readable once `pid` has exited.
 /// `None` where pidfds are not available or `pid` is already gone. Call on that runtime.
 fn exit_watch(pid: u32) -> Option<AsyncFd<OwnedFd>> {
-    let raw = rustix::process::Pid::from_raw(pid as i32)?;
+    let raw = crate::identity::os_pid(pid)?;
     let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
     // SAFETY: the `OwnedFd` is open and owned by the `AsyncFd` for all its life.
     unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()

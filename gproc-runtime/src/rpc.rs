@@ -214,7 +214,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
     pub async fn wait_served(&self, timeout: Duration) -> Result<(), RpcError> {
         let (pid, info) = (self.pid, self.info);
         let deadline = tokio::time::Instant::now() + timeout;
-        run_cancellable(async move {
+        async move {
             let mut pause = Duration::from_millis(1);
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -229,10 +229,10 @@ impl<Req, Resp> PidStub<Req, Resp> {
                     Err(e) => return Err(e),
                 }
                 // Not served yet: the child has not reached serve(). Poll, backing off.
-                tokio::time::sleep(pause.min(left)).await;
+                timer(tokio::time::Instant::now() + pause.min(left)).await;
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-        })
+        }
         .await
     }
 }
@@ -247,7 +247,7 @@ where
 
     fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
         let (pid, info, timeout) = (self.pid, self.info, self.timeout);
-        run_cancellable(async move {
+        async move {
             let body = postcard::to_allocvec(&req).map_err(|_| RpcError::Decode)?;
             let group = format!("{REQUEST_PREFIX}{}", info.name);
             let reply = raw_call(pid, group, Kind::Call, info, Bytes::from(body), timeout).await?;
@@ -255,7 +255,7 @@ where
                 tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
                 RpcError::Decode
             })
-        })
+        }
     }
 }
 
@@ -340,7 +340,7 @@ where
 /// [`RpcError::Transport`] when `pid` cannot be reached; [`RpcError::DeadlineExceeded`]
 /// after the default deadline.
 pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
-    run_cancellable(async move {
+    async move {
         let reply = raw_call(
             pid,
             INTROSPECT_GROUP.to_owned(),
@@ -351,7 +351,7 @@ pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
         )
         .await?;
         postcard::from_bytes(&reply).map_err(|_| RpcError::Decode)
-    })
+    }
     .await
 }
 
@@ -578,17 +578,19 @@ async fn raw_call(
         timeout,
     };
     let data = head.encode(&body);
-    let conn = tokio::time::timeout_at(deadline, async {
+    let sent = async {
         send_to(pid, None, &pending.group, data).await?;
         crate::conn::get(pid).await
-    });
-    let conn = match conn.await {
-        Err(_) => return Err(RpcError::DeadlineExceeded),
-        Ok(Err(e)) => {
-            pending.answered = true;
-            return Err(RpcError::Transport(e));
-        }
-        Ok(Ok(conn)) => conn,
+    };
+    let conn = tokio::select! {
+        sent = sent => match sent {
+            Ok(conn) => conn,
+            Err(e) => {
+                pending.answered = true;
+                return Err(RpcError::Transport(e));
+            }
+        },
+        () = timer(deadline) => return Err(RpcError::DeadlineExceeded),
     };
     let (status, body) = tokio::select! {
         reply = rx => reply.map_err(|_| RpcError::Transport(Error::ConnectionLost))?,
@@ -596,7 +598,7 @@ async fn raw_call(
             pending.answered = true;
             return Err(RpcError::Transport(Error::ConnectionLost));
         }
-        () = tokio::time::sleep_until(deadline) => return Err(RpcError::DeadlineExceeded),
+        () = timer(deadline) => return Err(RpcError::DeadlineExceeded),
     };
     pending.answered = true;
     let service = || info.name.to_owned();
@@ -610,26 +612,9 @@ async fn raw_call(
     }
 }
 
-/// Runs `fut` on the background runtime; dropping the returned future aborts it there,
-/// which cancels the call on the server.
-fn run_cancellable<T: Send + 'static>(
-    fut: impl Future<Output = Result<T, RpcError>> + Send + 'static,
-) -> impl Future<Output = Result<T, RpcError>> + Send {
-    struct AbortOnDrop(tokio::task::JoinHandle<()>);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let (tx, rx) = oneshot::channel();
-    let task = AbortOnDrop(crate::rt::handle().spawn(async move {
-        let _ = tx.send(fut.await);
-    }));
-    async move {
-        let _task = task;
-        match rx.await {
-            Ok(out) => out,
-            Err(_) => Err(RpcError::HandlerPanicked),
-        }
-    }
+/// A timer on gproc's background runtime, so that calls work from any executor (and any
+/// tokio runtime, with or without its time driver) without a hop to another thread.
+fn timer(deadline: tokio::time::Instant) -> tokio::time::Sleep {
+    let _context = crate::rt::handle().enter();
+    tokio::time::sleep_until(deadline)
 }
