@@ -112,6 +112,9 @@ struct Child {
     status: watch::Sender<Exit>,
     ready: watch::Sender<bool>,
     detached: AtomicBool,
+    /// A pidfd of the child: signals sent through it reach this process and no other, even
+    /// once its PID is free for reuse. `None` where pidfds are not available.
+    pidfd: Option<OwnedFd>,
 }
 
 /// Where a child is in its life.
@@ -321,6 +324,9 @@ impl Process {
             status: watch::channel(Exit::Running).0,
             ready: watch::channel(false).0,
             detached: AtomicBool::new(false),
+            pidfd: crate::identity::os_pid(child_pid).and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+            }),
         });
         ready_registry().insert(child_pid, Arc::downgrade(&child));
         if let Some(shared) = self.manager.upgrade() {
@@ -413,13 +419,23 @@ async fn send_to_child(child: &Child, data: Bytes) -> Result<()> {
 }
 
 fn signal_child(child: &Child, signal: Signal) -> Result<()> {
-    // The PID cannot be reused before the reaper has collected the child, which it does
-    // only after recording the status: checked first, the PID is still the child's.
     if child.has_exited() {
         return Err(Error::NoSuchProcess(child.pid));
     }
-    let raw = crate::identity::os_pid(child.pid).ok_or(Error::NoSuchProcess(child.pid))?;
-    rustix::process::kill_process(raw, signal.to_rustix()).map_err(|e| Error::Io(e.into()))
+    let sent = match &child.pidfd {
+        Some(fd) => rustix::process::pidfd_send_signal(fd, signal.to_rustix()),
+        // Without pidfds, a PID freed and reused between the check above and the kill
+        // could be signalled: a window of microseconds, on kernels older than 5.3.
+        None => {
+            let raw = crate::identity::os_pid(child.pid).ok_or(Error::NoSuchProcess(child.pid))?;
+            rustix::process::kill_process(raw, signal.to_rustix())
+        }
+    };
+    match sent {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::SRCH) => Err(Error::NoSuchProcess(child.pid)),
+        Err(e) => Err(Error::Io(e.into())),
+    }
 }
 
 async fn kill_child(child: &Arc<Child>) -> Result<()> {
