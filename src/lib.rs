@@ -1,2 +1,235 @@
+//! Inter-process messaging addressed by PID.
+//!
+//! A process sends bytes to another process's PID with [`send`]; the receiving process
+//! takes them from a queue with [`receive`]. A [`Manager`] starts child processes that
+//! know their parent ([`ppid`]) and can be reached the same way. gproc is the Rust
+//! successor of GoFrame's `gproc` (Go), whose messaging API is `Send(pid, data)` and
+//! `Receive()`. It runs on Linux, over Unix-domain sockets.
+//!
+//! The smallest complete program: a process sending to itself.
+//!
+//! ```
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Endpoints in a directory of our own, so that the example leaves nothing behind.
+//!     // Most programs skip this and use the default directory.
+//!     let dir = tempfile::tempdir()?;
+//!     gproc::Config::new().dir(dir.path()).install()?;
+//!
+//!     let runtime = tokio::runtime::Builder::new_current_thread()
+//!         .enable_all()
+//!         .build()?;
+//!     runtime.block_on(async {
+//!         gproc::send(gproc::pid(), "hello").await?; // returns once it is queued
+//!         let msg = gproc::receive().await?;
+//!         assert_eq!(msg.sender_pid, gproc::pid());
+//!         assert_eq!(msg.data, "hello");
+//!         Ok::<(), gproc::Error>(())
+//!     })?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `cargo run --release --example demo` shows more: three worker processes, messages
+//! both ways in several groups, round-trip times, and the error for a dead PID.
+//!
+//! # Messaging
+//!
+//! - [`send`]`(pid, data)` and [`send_group`]`(pid, group, data)` deliver `data` (anything
+//!   that converts into [`Bytes`]) to a queue of process `pid`. They return `Ok` only once
+//!   the receiving process has queued the message: delivery is acknowledged.
+//! - [`receive`] and [`receive_group`]`(group)` wait for the next message of a queue and
+//!   return a [`Msg`]: sender PID, receiver PID, group, data. `send` and `receive` use the
+//!   default group `""`.
+//! - [`listen`] binds this process's endpoint at once. Without it, the endpoint is bound
+//!   on the first `send` or `receive`; a process only receives once it is bound.
+//!
+//! Messages from one sender to one receiver arrive in order. Each group has a bounded
+//! queue ([`Config::queue_capacity`]); when it is full, the receiver stops reading from
+//! that sender, and its `send` waits until there is room. No message is ever dropped
+//! silently: it is queued, or `send` returns an error. Group names starting with
+//! [`RESERVED_PREFIX`] (`gproc/`) belong to gproc itself.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # gproc::Config::new().dir(dir.path()).install()?;
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! let me = gproc::pid();
+//! gproc::send_group(me, "jobs", "first").await?;
+//! gproc::send_group(me, "jobs", "second").await?;
+//! gproc::send(me, "other queue").await?;
+//! assert_eq!(gproc::receive_group("jobs").await?.data, "first");
+//! assert_eq!(gproc::receive_group("jobs").await?.data, "second");
+//! assert_eq!(gproc::receive().await?.group, "");
+//! # Ok::<(), gproc::Error>(())
+//! # })?;
+//! # Ok(()) }
+//! ```
+//!
+//! Each process listens on a Unix socket, `<dir>/<pid>.sock`, in a directory created
+//! with mode 0700. A receiver accepts only peers running as its own uid (checked with
+//! `SO_PEERCRED`) unless [`Config::allow_uid`] says otherwise. The connection handshake
+//! carries each side's PID and start time, so that a process that reused a PID is told
+//! apart from the one that had it. A clean exit removes the socket; sockets left by dead
+//! processes are removed when another endpoint binds in the same directory.
+//!
+//! Identity: [`pid`], [`ppid`] (the parent that started this process through a
+//! [`Manager`], else the OS parent), [`ppid_os`], [`is_child`], [`start_time`] (from the
+//! OS) and [`uptime`].
+//!
+//! # The manager
+//!
+//! [`Manager::new_process`] prepares a child; [`Process::start`] runs it with
+//! `GPROC_PPID` and `GPROC_DIR` set, so that [`ppid`] and messaging work in it at once.
+//! [`Process::ready`] waits until the child's endpoint is up. A background reaper
+//! collects every exited child and removes its socket; [`Process::wait`] returns its exit
+//! status. Dropping the manager kills the children it still manages
+//! ([`Process::detach`] lets one outlive it).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     if gproc::is_child() {
+//!         // The worker: answer each job in the group "results".
+//!         loop {
+//!             let job = gproc::receive_group("jobs").await?;
+//!             gproc::send_group(job.sender_pid, "results", job.data).await?;
+//!         }
+//!     }
+//!     let manager = gproc::Manager::new();
+//!     let no_args: [&str; 0] = [];
+//!     let no_envs: [(&str, &str); 0] = [];
+//!     let mut worker = manager.new_process(std::env::current_exe()?, no_args, no_envs);
+//!     worker.die_with_parent(true); // killed by the kernel if this process dies
+//!     let pid = worker.start().await?;
+//!     worker.ready(Duration::from_secs(5)).await?;
+//!
+//!     gproc::send_group(pid, "jobs", "ping").await?;
+//!     let reply = gproc::receive_group("results").await?;
+//!     assert_eq!(reply.sender_pid, pid);
+//!
+//!     for (pid, result) in manager.send_all("to every child").await {
+//!         println!("{pid}: {result:?}"); // one result per child
+//!     }
+//!     worker.signal(gproc::Signal::Term)?;
+//!     println!("worker exited: {}", worker.wait().await?);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A child can also watch its parent: [`parent_exited`] resolves when the process
+//! [`ppid`] names has exited.
+//!
+//! # Typed calls
+//!
+//! [`macro@service`] turns a trait into calls on a process by PID: it generates a client
+//! stub, `{Trait}Client`, and a dispatcher, `{Trait}Server`, that serves the trait's
+//! implementation. Arguments and results travel as messages in the reserved group
+//! `gproc/rpc/{Trait}`, so a process can serve a service and use raw messaging at once.
+//! A call returns `Result<T, `[`RpcError`]`>`.
+//!
+//! ```
+//! #[gproc::service]
+//! pub trait Calculator {
+//!     async fn add(&self, a: i64, b: i64) -> i64;
+//! }
+//!
+//! struct Calc;
+//!
+//! impl Calculator for Calc {
+//!     async fn add(&self, a: i64, b: i64) -> i64 {
+//!         a + b
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! // On the serving process: `CalculatorServer::new(Calc).serve().await?`, and on the
+//! // calling one: `CalculatorClient::new(pid)`. A server is also a client's stub, which
+//! // tests the logic without processes:
+//! let calc = CalculatorClient::from_stub(CalculatorServer::new(Calc));
+//! assert_eq!(calc.add(1, 2).await?, 3);
+//! # Ok::<(), gproc::RpcError>(())
+//! # })?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! Every fallible function returns [`Error`] (`#[non_exhaustive]`); its messages say what
+//! happened and what to do. The ones to handle most often:
+//!
+//! - [`Error::NoSuchProcess`]: no process has this PID; [`Error::NotListening`]: it is
+//!   alive but has no endpoint (yet). Both come back within milliseconds.
+//! - [`Error::ConnectionLost`]: the receiver closed the connection or died before
+//!   acknowledging; the message may or may not have arrived.
+//! - [`Error::MessageTooLarge`]: over the sender's or the receiver's limit; nothing was
+//!   written.
+//! - [`Error::PermissionDenied`]: the receiver does not accept this uid, or the other way
+//!   round.
+//! - [`Error::Timeout`]: connecting took longer than [`Config::connect_timeout`].
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # gproc::Config::new().dir(dir.path()).install()?;
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! let gone = 999_999_999; // above any PID the kernel hands out
+//! match gproc::send(gone, "hello").await {
+//!     Err(gproc::Error::NoSuchProcess(pid)) => assert_eq!(pid, gone),
+//!     other => panic!("unexpected: {other:?}"),
+//! }
+//! # });
+//! # Ok(()) }
+//! ```
+//!
+//! # Configuration
+//!
+//! Every setting has a default: the directory is `$GPROC_DIR`, else
+//! `$XDG_RUNTIME_DIR/gproc`, else `/tmp/gproc-<uid>`; messages up to
+//! [`DEFAULT_MAX_MESSAGE_SIZE`] (64 MiB), checked before anything is written;
+//! [`DEFAULT_QUEUE_CAPACITY`] messages per group queue; [`DEFAULT_CONNECT_TIMEOUT`]; only
+//! this process's uid may connect. To change them, install a [`Config`] once, before
+//! gproc is first used; later, [`Config::install`] returns [`Error::AlreadyInitialized`].
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), gproc::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! gproc::Config::new()
+//!     .dir(dir.path()) // children started by a Manager inherit it
+//!     .max_message_size(1 << 20)
+//!     .queue_capacity(64)
+//!     .connect_timeout(Duration::from_secs(1))
+//!     .install()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The blocking API
+//!
+//! [`blocking`] has the same functions for code without an async runtime. Each one runs
+//! on gproc's own background thread and blocks the caller until it is done; do not call
+//! them from inside an async task.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # gproc::Config::new().dir(dir.path()).install()?;
+//! gproc::blocking::send_group(gproc::pid(), "notes", "no runtime needed")?;
+//! let msg = gproc::blocking::receive_group("notes")?;
+//! assert_eq!(msg.data, "no runtime needed");
+//! # Ok(()) }
+//! ```
+//!
+//! The async functions work from any tokio runtime, multi-thread or current-thread, and
+//! keep working when one runtime is dropped and another is built: gproc does all its
+//! socket I/O on a thread of its own.
+
 pub use gproc_macros::service;
 pub use gproc_runtime::*;

@@ -1,0 +1,282 @@
+//! A tour of gproc in one command: the program starts three copies of itself as workers
+//! through a [`gproc::Manager`], talks to them in several groups, measures round trips,
+//! shows the error for a dead PID, and stops them all.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! ```
+//!
+//! Groups used:
+//! - `"status"`:  worker -> parent, one line when a worker is up, one per broadcast;
+//! - `"jobs"`:    parent -> worker, work items (and `stop`);
+//! - `"results"`: worker -> the job's sender, one reply per job;
+//! - `""`:        the default group, which [`gproc::Manager::send_all`] sends to.
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+/// Set (to the worker's index) in a worker's environment; the parent has it unset.
+const ROLE_ENV: &str = "GPROC_DEMO_WORKER";
+const WORKERS: usize = 3;
+const SMALL_ROUND_TRIPS: usize = 1000;
+const LARGE_ROUND_TRIPS: usize = 100;
+const LARGE_SIZE: usize = 64 * 1024;
+
+type Res<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
+
+// gproc does its socket I/O on a thread of its own; this runtime only awaits its results,
+// so one thread is enough (and, on a small machine, gives steadier round-trip times).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Res {
+    match std::env::var(ROLE_ENV) {
+        Ok(index) => worker(index.parse()?).await,
+        Err(_) => parent().await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Worker
+
+async fn worker(index: usize) -> Res {
+    gproc::listen().await?;
+    let parent = gproc::ppid();
+    let dir = std::env::var(gproc::ENV_DIR).unwrap_or_default();
+    let up = format!("worker {index} up (GPROC_PPID={parent}, GPROC_DIR={dir})");
+    gproc::send_group(parent, "status", up).await?;
+    tokio::spawn(answer_broadcasts(index, parent));
+    loop {
+        let job = gproc::receive_group("jobs").await?;
+        if &job.data[..] == b"stop" {
+            return Ok(());
+        }
+        gproc::send_group(job.sender_pid, "results", run_job(job.data)).await?;
+    }
+}
+
+/// `square N` is answered with N*N; anything else is echoed.
+fn run_job(data: gproc::Bytes) -> gproc::Bytes {
+    let square = std::str::from_utf8(&data)
+        .ok()
+        .and_then(|s| s.strip_prefix("square "))
+        .and_then(|n| n.parse::<i64>().ok());
+    match square {
+        Some(n) => (n * n).to_string().into(),
+        None => data,
+    }
+}
+
+/// Reports each message of the default group (from `send_all`) in `"status"`.
+async fn answer_broadcasts(index: usize, parent: u32) -> Res {
+    loop {
+        let msg = gproc::receive().await?;
+        let text = String::from_utf8_lossy(&msg.data);
+        let line = format!("worker {index} got {text:?}");
+        gproc::send_group(parent, "status", line).await?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parent
+
+async fn parent() -> Res {
+    let started = Instant::now();
+    println!("gproc demo: parent PID {}", gproc::pid());
+    let manager = gproc::Manager::new();
+    let workers = start_workers(&manager).await?;
+    let pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
+    section("status", "worker -> parent in \"status\"");
+    for (pid, text) in status_lines(pids.len()).await? {
+        row(&pid.to_string(), &text);
+    }
+    jobs(&pids).await?;
+    broadcast(&manager).await?;
+    round_trips(pids[0]).await?;
+    dead_pid(&manager, &workers[WORKERS - 1]).await?;
+    stop(&manager, &workers[..WORKERS - 1]).await?;
+    println!("\ndone in {:.2} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+struct Worker {
+    pid: u32,
+    process: gproc::Process,
+}
+
+fn section(title: &str, what: &str) {
+    println!("\n{title:<18}{what}");
+}
+
+fn row(label: &str, text: &str) {
+    println!("  {label:<16}{text}");
+}
+
+async fn start_workers(manager: &gproc::Manager) -> Res<Vec<Worker>> {
+    section(
+        "workers",
+        "Manager::new_process, die_with_parent(true), start, ready",
+    );
+    let exe = std::env::current_exe()?;
+    let no_args: [&str; 0] = [];
+    let mut workers = Vec::new();
+    for index in 0..WORKERS {
+        let t = Instant::now();
+        let envs = [(ROLE_ENV, index.to_string())];
+        let mut process = manager.new_process(&exe, no_args, envs);
+        process.die_with_parent(true);
+        let pid = process.start().await?;
+        process.ready(Duration::from_secs(5)).await?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        row(
+            &format!("worker {index}"),
+            &format!("pid {pid:<8} listening after {ms:4.1} ms"),
+        );
+        workers.push(Worker { pid, process });
+    }
+    Ok(workers)
+}
+
+/// Receives `count` messages from the `"status"` group, sorted by sender PID.
+async fn status_lines(count: usize) -> Res<Vec<(u32, String)>> {
+    let mut lines = Vec::new();
+    for _ in 0..count {
+        let msg = tokio::time::timeout(Duration::from_secs(5), gproc::receive_group("status"))
+            .await
+            .map_err(|_| "no status message within 5 s")??;
+        lines.push((
+            msg.sender_pid,
+            String::from_utf8_lossy(&msg.data).into_owned(),
+        ));
+    }
+    lines.sort();
+    Ok(lines)
+}
+
+async fn jobs(pids: &[u32]) -> Res {
+    section("jobs", "parent -> worker in \"jobs\", reply in \"results\"");
+    for (i, &pid) in pids.iter().enumerate() {
+        let job = format!("square {}", 12 + i);
+        gproc::send_group(pid, "jobs", job.clone()).await?;
+        let reply = gproc::receive_group("results").await?;
+        let answer = String::from_utf8_lossy(&reply.data);
+        row(
+            &pid.to_string(),
+            &format!("{job} -> {answer} (reply from {})", reply.sender_pid),
+        );
+    }
+    Ok(())
+}
+
+async fn broadcast(manager: &gproc::Manager) -> Res {
+    section(
+        "send_all",
+        "default group; each worker answers in \"status\"",
+    );
+    let results = manager.send_all("hello, all").await;
+    let answers = status_lines(results.len()).await?;
+    for (pid, result) in &results {
+        let answer = answers.iter().find(|(from, _)| from == pid);
+        let answer = answer.map_or("", |(_, text)| text.as_str());
+        row(&pid.to_string(), &format!("{:<6}{answer}", short(result)));
+    }
+    Ok(())
+}
+
+async fn round_trips(pid: u32) -> Res {
+    section(
+        "round trips",
+        "parent -> worker 0 in \"jobs\" -> parent in \"results\"",
+    );
+    let small = gproc::Bytes::from_static(b"0123456789abcdef");
+    for _ in 0..100 {
+        round_trip(pid, small.clone()).await?; // warm-up
+    }
+    let mut times = Vec::with_capacity(SMALL_ROUND_TRIPS);
+    for _ in 0..SMALL_ROUND_TRIPS {
+        times.push(round_trip(pid, small.clone()).await?);
+    }
+    report(
+        &format!("{} B x{SMALL_ROUND_TRIPS}", small.len()),
+        &mut times,
+    );
+    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| i as u8).collect();
+    let large = gproc::Bytes::from(large);
+    let mut times = Vec::with_capacity(LARGE_ROUND_TRIPS);
+    for _ in 0..LARGE_ROUND_TRIPS {
+        times.push(round_trip(pid, large.clone()).await?);
+    }
+    report(&format!("64 KiB x{LARGE_ROUND_TRIPS}"), &mut times);
+    Ok(())
+}
+
+/// Sends `data` as a job and waits for its echo; the time from send to reply.
+async fn round_trip(pid: u32, data: gproc::Bytes) -> Res<Duration> {
+    let t = Instant::now();
+    gproc::send_group(pid, "jobs", data.clone()).await?;
+    let reply = gproc::receive_group("results").await?;
+    let elapsed = t.elapsed();
+    if reply.data != data || reply.sender_pid != pid {
+        return Err(format!("round trip to {pid}: wrong reply from {}", reply.sender_pid).into());
+    }
+    Ok(elapsed)
+}
+
+fn report(label: &str, times: &mut [Duration]) {
+    times.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let (min, median, p99) = (us(times[0]), us(at(0.5)), us(at(0.99)));
+    let text = format!("min {min:6.1} µs   median {median:6.1} µs   p99 {p99:6.1} µs");
+    row(label, &text);
+}
+
+async fn dead_pid(manager: &gproc::Manager, victim: &Worker) -> Res {
+    let pid = victim.pid;
+    section("dead PID", "Process::kill, then gproc::send to its PID");
+    victim.process.kill().await?;
+    let status = victim.process.wait().await?;
+    row(&format!("kill {pid}"), &format!("reaped, {status}"));
+    let result = gproc::send(pid, "anyone there?").await;
+    row(&format!("send {pid}"), &short(&result));
+    match &result {
+        Err(e @ gproc::Error::NoSuchProcess(_)) => row("", &format!("\"{e}\"")),
+        _ => return Err(format!("expected NoSuchProcess, got {result:?}").into()),
+    }
+    let results = manager.send_all("still there?").await;
+    let delivered = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let summary: Vec<String> = results
+        .iter()
+        .map(|(pid, r)| format!("{pid} {}", short(r)))
+        .collect();
+    row("send_all", &summary.join(", "));
+    status_lines(delivered).await?; // the survivors' answers
+    Ok(())
+}
+
+async fn stop(manager: &gproc::Manager, workers: &[Worker]) -> Res {
+    section("stop", "\"stop\" in \"jobs\", then Manager::wait_all");
+    for w in workers {
+        gproc::send_group(w.pid, "jobs", "stop").await?;
+    }
+    let all = tokio::time::timeout(Duration::from_secs(3), manager.wait_all()).await;
+    let Ok(all) = all else {
+        manager.kill_all().await;
+        return Err("workers did not stop within 3 s; killed them".into());
+    };
+    for (pid, status) in all {
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        row(&pid.to_string(), &status);
+    }
+    Ok(())
+}
+
+/// `Ok`, or the error's variant name.
+fn short(result: &gproc::Result<()>) -> String {
+    match result {
+        Ok(()) => "Ok".into(),
+        Err(e) => {
+            let debug = format!("{e:?}");
+            let end = debug.find(['(', ' ', '{']).unwrap_or(debug.len());
+            format!("Err({})", &debug[..end])
+        }
+    }
+}
