@@ -312,6 +312,9 @@ where
                     continue;
                 };
                 let (service, done) = (service.clone(), running.clone());
+                // Held while spawning, so that a handler finishing at once removes an
+                // entry that is already there.
+                let mut tasks = lock(&running);
                 let task = tokio::spawn(async move {
                     let handler = AssertUnwindSafe(service.serve(req)).catch_unwind();
                     let (status, body) = match tokio::time::timeout(head.timeout, handler).await {
@@ -325,7 +328,7 @@ where
                     lock(&done).remove(&key);
                     reply(key.0, key.1, status, body).await;
                 });
-                lock(&running).insert(key, task.abort_handle());
+                tasks.insert(key, task.abort_handle());
             }
         }
     }
