@@ -213,7 +213,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
     /// [`RpcError::DeadlineExceeded`] when `timeout` passes first.
     pub async fn wait_served(&self, timeout: Duration) -> Result<(), RpcError> {
         let (pid, info) = (self.pid, self.info);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         async move {
             let mut pause = Duration::from_millis(1);
             loop {
@@ -413,6 +413,8 @@ enum Status {
     Decode = 3,
     Panicked = 4,
     Deadline = 5,
+    /// The reply was over the caller's size limit; the body holds size and limit (u64 each).
+    TooLarge = 6,
 }
 
 struct RequestHead {
@@ -488,11 +490,24 @@ fn spawn_reply(to: u32, id: u64, status: Status, body: Bytes) {
 }
 
 async fn reply(to: u32, id: u64, status: Status, body: Bytes) {
-    let mut out = BytesMut::with_capacity(REPLY_HEAD + body.len());
-    out.put_u8(status as u8);
-    out.put_u64_le(id);
-    out.put_slice(&body);
-    if let Err(e) = send_to(to, None, REPLY_GROUP, out.freeze()).await {
+    let encode = |status: Status, body: &[u8]| {
+        let mut out = BytesMut::with_capacity(REPLY_HEAD + body.len());
+        out.put_u8(status as u8);
+        out.put_u64_le(id);
+        out.put_slice(body);
+        out.freeze()
+    };
+    let sent = match send_to(to, None, REPLY_GROUP, encode(status, &body)).await {
+        // The caller must not wait out its deadline for a reply it cannot take: say why.
+        Err(Error::MessageTooLarge { size, limit }) => {
+            let mut sizes = [0u8; 16];
+            sizes[..8].copy_from_slice(&(size as u64).to_le_bytes());
+            sizes[8..].copy_from_slice(&(limit as u64).to_le_bytes());
+            send_to(to, None, REPLY_GROUP, encode(Status::TooLarge, &sizes)).await
+        }
+        other => other,
+    };
+    if let Err(e) = sent {
         tracing::debug!(to, "gproc: could not deliver a reply: {e}");
     }
 }
@@ -519,7 +534,9 @@ async fn route_replies() {
             2 => Status::SchemaMismatch,
             3 => Status::Decode,
             4 => Status::Panicked,
-            _ => Status::Deadline,
+            5 => Status::Deadline,
+            6 => Status::TooLarge,
+            _ => Status::Decode,
         };
         if let Some(tx) = lock(waiting()).remove(&id) {
             let _ = tx.send((status, msg.data.slice(REPLY_HEAD..)));
@@ -564,7 +581,7 @@ async fn raw_call(
 ) -> Result<Bytes, RpcError> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     ensure_listening()?;
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
     lock(waiting()).insert(id, tx);
@@ -612,7 +629,26 @@ async fn raw_call(
         Status::Decode => Err(RpcError::Decode),
         Status::Panicked => Err(RpcError::HandlerPanicked),
         Status::Deadline => Err(RpcError::DeadlineExceeded),
+        Status::TooLarge => {
+            let at = |i: usize| {
+                body.get(i..i + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, |b| u64::from_le_bytes(b) as usize)
+            };
+            Err(RpcError::Transport(Error::MessageTooLarge {
+                size: at(0),
+                limit: at(8),
+            }))
+        }
     }
+}
+
+/// The instant `timeout` from now; a timeout too long to represent (`Duration::MAX`,
+/// the usual "no deadline") is thirty years.
+fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// A timer on gproc's background runtime, so that calls work from any executor (and any
