@@ -114,6 +114,18 @@ impl Config {
     }
 }
 
+/// The directory holding the endpoints in this process: [`Config::dir`], else `$GPROC_DIR`,
+/// else `$XDG_RUNTIME_DIR/gproc`, else `/tmp/gproc-<uid>`. Calling it counts as first use:
+/// [`Config::install`] is refused afterwards.
+///
+/// ```
+/// let dir = gproc::dir();
+/// println!("endpoints live in {}", dir.display());
+/// ```
+pub fn dir() -> &'static Path {
+    &settings().dir
+}
+
 /// The configuration in force, with the directory resolved.
 #[derive(Debug)]
 pub(crate) struct Settings {

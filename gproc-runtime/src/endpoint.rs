@@ -73,10 +73,15 @@ fn bind() -> Result<()> {
 }
 
 /// Removes socket files of processes that no longer exist.
+///
+/// A file is stale when its PID is dead *and* the file is older than the start of the
+/// sweep: a process that reuses the PID and binds meanwhile has a newer file, or is alive
+/// when checked.
 fn sweep_stale(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let started = std::time::SystemTime::now();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(stale_pid) = name
@@ -86,7 +91,15 @@ fn sweep_stale(dir: &std::path::Path) {
         else {
             continue;
         };
-        if stale_pid != pid() && !is_alive(stale_pid) {
+        if stale_pid == pid() || is_alive(stale_pid) {
+            continue;
+        }
+        let older = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified < started);
+        if older {
+            tracing::debug!(path = %entry.path().display(), "gproc: removed the socket of a dead process");
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use bytes::Bytes;
 pub use config::{
-    Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUEUE_CAPACITY,
+    dir, Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUEUE_CAPACITY,
 };
 pub use error::{Error, Result};
 pub use identity::{is_child, pid, ppid, ppid_os, start_time, uptime, ENV_DIR, ENV_PPID};

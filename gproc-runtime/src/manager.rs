@@ -491,9 +491,18 @@ async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
             let _ = fd.readable().await;
         }
         None => {
-            // No pidfd (old kernel): wait on a blocking thread; the socket is removed after.
-            let status = tokio::task::spawn_blocking(move || os_child.wait()).await;
-            remove_socket(pid);
+            // No pidfd (old kernel): wait on a blocking thread for the exit without
+            // collecting it (WNOWAIT), so the socket goes while the PID is still the child's.
+            let status = tokio::task::spawn_blocking(move || {
+                if let Some(raw) = crate::identity::os_pid(pid) {
+                    let exited = rustix::process::WaitIdOptions::EXITED
+                        | rustix::process::WaitIdOptions::NOWAIT;
+                    let _ = rustix::process::waitid(rustix::process::WaitId::Pid(raw), exited);
+                }
+                remove_socket(pid);
+                os_child.wait()
+            })
+            .await;
             finish(&child, status.ok().and_then(|s| s.ok()));
             return;
         }
