@@ -158,6 +158,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! What a call does, beyond the method:
+//!
+//! - **Deadlines.** Every call has one: 10 seconds, or the client's
+//!   `.with_timeout(duration)`. It travels with the request as time remaining, so no clock
+//!   skew between processes distorts it; the server stops the handler when it passes, and
+//!   the call returns [`RpcError::DeadlineExceeded`].
+//! - **Cancellation.** Dropping a call's future (a `select!` that took another branch, a
+//!   task aborted) tells the server, which drops the handler's future.
+//! - **Version checks.** Each service has a fingerprint of its name and method signatures;
+//!   a client built from another version of the trait gets [`RpcError::SchemaMismatch`]
+//!   on every call, never a garbled value.
+//! - **Failures.** A PID that serves nothing answers [`RpcError::ServiceNotServed`] at
+//!   once; a dead or silent PID gives [`RpcError::Transport`] with [`Error::NoSuchProcess`]
+//!   or [`Error::NotListening`]; a server that dies during a call fails it promptly with
+//!   `Transport(ConnectionLost)`; a panicking handler answers [`RpcError::HandlerPanicked`]
+//!   and the server goes on.
+//! - **Start-up.** `client.wait_served(timeout)` waits until a child that has just been
+//!   started reaches `serve()`.
+//! - **Introspection.** Every endpoint answers [`introspect`]: the services it serves, their
+//!   methods with signature text, and fingerprints.
+//!
+//! Handlers run concurrently, each in a task of its own on the runtime that called
+//! `serve()`, so their futures must be `Send`. Every argument and result must be serde
+//! (`Serialize + DeserializeOwned`); [`Bytes`] payloads are copied whole, never element by
+//! element. See `examples/calculator.rs` for a parent calling a child.
+//!
 //! # Errors
 //!
 //! Every fallible function returns [`Error`] (`#[non_exhaustive]`); its messages say what
@@ -230,6 +256,54 @@
 //! The async functions work from any tokio runtime, multi-thread or current-thread, and
 //! keep working when one runtime is dropped and another is built: gproc does all its
 //! socket I/O on a thread of its own.
+//!
+//! # Explanation
+//!
+//! For the `Calculator` above, `#[gproc::service]` emits, in outline (the paths it really
+//! writes are fully qualified, through `::gproc::__private`, so a user depends on `gproc`
+//! alone):
+//!
+//! ```text
+//! // The trait, each `async fn` turned into a method returning a `Send` future, so that
+//! // handlers can run in tasks of their own. Implement it with `async fn` as written.
+//! pub trait Calculator {
+//!     fn add(&self, a: i64, b: i64) -> impl Future<Output = i64> + Send;
+//! }
+//!
+//! // One request variant per method (UpperCamelCase), one response variant per method.
+//! #[derive(Serialize, Deserialize)]
+//! pub enum CalculatorRequest { Add { a: i64, b: i64 } }
+//! #[derive(Serialize, Deserialize)]
+//! pub enum CalculatorResponse { Add(i64) }
+//!
+//! // The client: cheap to clone, generic over the stub it calls through.
+//! pub struct CalculatorClient<S = PidStub<CalculatorRequest, CalculatorResponse>> { stub: S }
+//! impl CalculatorClient {
+//!     pub fn new(pid: u32) -> Self;
+//!     pub fn with_timeout(self, timeout: Duration) -> Self;
+//!     pub fn wait_served(&self, timeout: Duration) -> impl Future<Output = Result<(), RpcError>> + Send + '_;
+//!     pub fn pid(&self) -> u32;
+//! }
+//! impl<S: Stub<Req = CalculatorRequest, Resp = CalculatorResponse>> CalculatorClient<S> {
+//!     pub fn from_stub(stub: S) -> Self;
+//!     pub fn add(&self, a: i64, b: i64) -> impl Future<Output = Result<i64, RpcError>> + Send + '_;
+//! }
+//!
+//! // The server: dispatches each request to the implementation.
+//! pub struct CalculatorServer<T> { inner: Arc<T> }
+//! impl<T: Calculator + Send + Sync + 'static> CalculatorServer<T> {
+//!     pub fn new(service: T) -> Self;
+//!     pub fn serve(self) -> impl Future<Output = Result<(), RpcError>> + Send;
+//! }
+//! impl<T: Calculator + Send + Sync + 'static> Serve for CalculatorServer<T> { /* match on the request */ }
+//! ```
+//!
+//! The runtime owns the contract: [`rpc::Serve`] (what a server implements) and
+//! [`rpc::Stub`] (what a client calls through). [`rpc::PidStub`] calls a process by PID;
+//! every `Serve` is also a `Stub`, which is how `from_stub(CalculatorServer::new(..))`
+//! calls a server in-process. The service's name, fingerprint and method signatures are
+//! computed at expansion; sockets, encoding (postcard), deadlines, cancellation and task
+//! spawning live in the runtime, not in the generated code.
 
 pub use gproc_macros::service;
 pub use gproc_runtime::*;
