@@ -30,6 +30,22 @@ const MAX_HEAD: usize = wire::LEN_PREFIX + 2 + wire::MAX_GROUP_LEN;
 
 type Done = oneshot::Sender<Result<()>>;
 
+/// Resolves once the receiver acknowledged a message, or with [`Error::ConnectionLost`].
+pub(crate) struct Ack(oneshot::Receiver<Result<()>>);
+
+impl std::future::Future for Ack {
+    type Output = Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::ConnectionLost)))
+    }
+}
+
 /// A message waiting for the writer task.
 struct Outgoing {
     /// The frame head, or what is left of it.
@@ -139,9 +155,10 @@ impl Conn {
         let _ = rx.wait_for(|&closed| closed).await;
     }
 
-    /// Writes a message (or queues it for the writer task) and waits for the receiver's
-    /// acknowledgement.
-    pub(crate) async fn send(&self, group: &str, data: Bytes) -> Result<()> {
+    /// Writes a message (or queues it for the writer task) and returns, without waiting,
+    /// what resolves with its acknowledgement. For callers that learn of delivery another
+    /// way (an RPC reply) and watch [`closed`](Self::closed) for failure.
+    pub(crate) async fn post(&self, group: &str, data: Bytes) -> Result<Ack> {
         let permit = self
             .shared
             .room
@@ -155,7 +172,7 @@ impl Conn {
         if self.enqueue(head.freeze(), data, done, permit).is_err() {
             self.shared.close();
         }
-        acked.await.unwrap_or(Err(Error::ConnectionLost))
+        Ok(Ack(acked))
     }
 
     /// Writes the frame now if nothing waits before it, else queues it for the writer task.

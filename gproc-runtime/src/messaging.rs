@@ -1,6 +1,10 @@
 //! Raw messaging: send bytes to a PID, receive them from a queue.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+
+use crate::conn::{Ack, Conn};
 
 use crate::config::settings;
 use crate::endpoint::ensure_listening;
@@ -71,6 +75,17 @@ pub(crate) async fn send_to(
     group: &str,
     data: Bytes,
 ) -> Result<()> {
+    post_to(pid, start_ticks, group, data).await?.1.await
+}
+
+/// Does what [`send_to`] does up to writing the message, and returns the connection and
+/// what resolves with the acknowledgement, without waiting for it.
+pub(crate) async fn post_to(
+    pid: u32,
+    start_ticks: Option<u64>,
+    group: &str,
+    data: Bytes,
+) -> Result<(Arc<Conn>, Ack)> {
     let limit = settings().max_message_size;
     if data.len() > limit {
         return Err(Error::MessageTooLarge {
@@ -92,7 +107,8 @@ pub(crate) async fn send_to(
             limit: conn.peer_max,
         });
     }
-    conn.send(group, data).await
+    let ack = conn.post(group, data).await?;
+    Ok((conn, ack))
 }
 
 /// Waits for the next message sent to this process's default group.

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::endpoint::ensure_listening;
 use crate::error::Error;
-use crate::messaging::{receive_any, send_to};
+use crate::messaging::{post_to, receive_any, send_to};
 
 /// The default deadline of a call: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -497,13 +497,13 @@ async fn reply(to: u32, id: u64, status: Status, body: Bytes) {
         out.put_slice(body);
         out.freeze()
     };
-    let sent = match send_to(to, None, REPLY_GROUP, encode(status, &body)).await {
+    let sent = match post_to(to, None, REPLY_GROUP, encode(status, &body)).await {
         // The caller must not wait out its deadline for a reply it cannot take: say why.
         Err(Error::MessageTooLarge { size, limit }) => {
             let mut sizes = [0u8; 16];
             sizes[..8].copy_from_slice(&(size as u64).to_le_bytes());
             sizes[8..].copy_from_slice(&(limit as u64).to_le_bytes());
-            send_to(to, None, REPLY_GROUP, encode(Status::TooLarge, &sizes)).await
+            post_to(to, None, REPLY_GROUP, encode(Status::TooLarge, &sizes)).await
         }
         other => other,
     };
@@ -598,13 +598,12 @@ async fn raw_call(
         timeout,
     };
     let data = head.encode(&body);
-    let sent = async {
-        send_to(pid, None, &pending.group, data).await?;
-        crate::conn::get(pid).await
-    };
+    // The reply tells of delivery, and a closed connection of failure: no need to wait
+    // for the acknowledgement.
+    let sent = post_to(pid, None, &pending.group, data);
     let conn = tokio::select! {
         sent = sent => match sent {
-            Ok(conn) => conn,
+            Ok((conn, _ack)) => conn,
             Err(e) => {
                 pending.answered = true;
                 return Err(RpcError::Transport(e));
