@@ -94,16 +94,9 @@ impl Method {
         }
     }
 
-    /// The argument names; `None` for an argument that is not a plain identifier.
+    /// The argument's name; `None` for an argument that is not a plain identifier.
     pub fn arg_ident(arg: &Arg) -> Option<&Ident> {
-        match &arg.pat {
-            syn::Pat::Ident(p)
-                if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() =>
-            {
-                Some(&p.ident)
-            }
-            _ => None,
-        }
+        plain_ident(&arg.pat)
     }
 
     /// The request variant's name: the method's name in UpperCamelCase.
@@ -127,5 +120,17 @@ impl Method {
             _ => format!("Method{camel}"),
         };
         Ident::new(&camel, self.ident.span())
+    }
+}
+
+/// The identifier a pattern binds, if it is only that: not `mut a`, `ref a`, `(a, b)`.
+pub fn plain_ident(pat: &syn::Pat) -> Option<&Ident> {
+    match pat {
+        syn::Pat::Ident(p)
+            if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() =>
+        {
+            Some(&p.ident)
+        }
+        _ => None,
     }
 }

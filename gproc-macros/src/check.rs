@@ -8,14 +8,7 @@ use syn::spanned::Spanned;
 use crate::ast::{Method, Service, Unsupported};
 
 /// Names the generated client already uses: a method with one of them would clash.
-const RESERVED_METHODS: &[&str] = &[
-    "new",
-    "with_timeout",
-    "wait_served",
-    "from_stub",
-    "pid",
-    "stub",
-];
+const RESERVED_METHODS: &[&str] = &["new", "with_timeout", "wait_served", "from_stub", "pid"];
 
 /// Joins errors into one, or `Ok` when there are none.
 pub fn combine(errors: Vec<syn::Error>) -> syn::Result<()> {
@@ -57,8 +50,8 @@ pub fn validate(service: &Service, unsupported: &[Unsupported]) -> syn::Result<(
 fn check_trait(service: &Service, errors: &mut Vec<syn::Error>) {
     let item = &service.item;
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.push(syn::Error::new(
-            item.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &item.generics,
             "a service trait cannot be generic: both processes must agree on concrete types",
         ));
     }
@@ -79,15 +72,16 @@ fn check_trait(service: &Service, errors: &mut Vec<syn::Error>) {
 fn check_method(method: &Method, errors: &mut Vec<syn::Error>) {
     let sig = &method.sig;
     if method.asyncness.is_none() {
-        errors.push(syn::Error::new(
-            sig.fn_token.span(),
+        let (fn_token, ident) = (&sig.fn_token, &sig.ident);
+        errors.push(syn::Error::new_spanned(
+            quote::quote!(#fn_token #ident),
             "service methods must be `async fn`: every call crosses a process boundary",
         ));
     }
     check_receiver(method, errors);
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(syn::Error::new(
-            sig.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
             "service methods cannot be generic: the request type must be concrete",
         ));
     }
@@ -104,34 +98,24 @@ fn check_method(method: &Method, errors: &mut Vec<syn::Error>) {
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(
-            variadic.span(),
+        errors.push(syn::Error::new_spanned(
+            variadic,
             "service methods cannot be variadic",
         ));
     }
     for arg in &method.args {
         if Method::arg_ident(arg).is_none() {
-            errors.push(syn::Error::new(
-                arg.pat.span(),
+            errors.push(syn::Error::new_spanned(
+                &arg.pat,
                 "use a plain argument name here; patterns cannot name the request's fields",
             ));
         }
-        if let syn::Type::ImplTrait(_) = arg.ty {
-            errors.push(syn::Error::new(
-                arg.ty.span(),
-                "`impl Trait` arguments are not supported: use a concrete serde type",
-            ));
-        }
+        check_type(&arg.ty, "arguments", errors);
     }
-    if let syn::Type::ImplTrait(_) = method.output {
-        errors.push(syn::Error::new(
-            method.output.span(),
-            "`impl Trait` return types are not supported: use a concrete serde type",
-        ));
-    }
+    check_type(&method.output, "return types", errors);
     if let Some(body) = &method.default {
-        errors.push(syn::Error::new(
-            body.span(),
+        errors.push(syn::Error::new_spanned(
+            body,
             "service methods cannot have a default body; implement them in the server's impl",
         ));
     }
@@ -161,6 +145,21 @@ fn check_receiver(method: &Method, errors: &mut Vec<syn::Error>) {
         } else {
             "take `&self`: the server is shared by concurrent calls and is never consumed"
         };
-        errors.push(syn::Error::new(receiver.span(), what));
+        errors.push(syn::Error::new_spanned(receiver, what));
     }
+}
+
+/// Rejects the argument and return types that cannot travel: `impl Trait` and references.
+fn check_type(ty: &syn::Type, what: &str, errors: &mut Vec<syn::Error>) {
+    let message = match ty {
+        syn::Type::ImplTrait(_) => {
+            format!("`impl Trait` {what} are not supported: use a concrete serde type")
+        }
+        syn::Type::Reference(_) => format!(
+            "references cannot cross a process boundary: {what} are decoded into owned values, \
+             so use an owned type such as `String` or `Vec<T>`"
+        ),
+        _ => return,
+    };
+    errors.push(syn::Error::new_spanned(ty, message));
 }

@@ -14,6 +14,13 @@ mod expand;
 use proc_macro::TokenStream;
 
 /// Turns a trait into typed calls to a process by PID. See the `gproc` crate's docs.
+///
+/// # Options
+///
+/// `crate = "path"` names the `gproc` crate where it is not `::gproc`: after
+/// `extern crate gproc as my_gproc;` or a dependency renamed in `Cargo.toml`, write
+/// `#[my_gproc::service(crate = "::my_gproc")]`; through a re-export,
+/// `crate = "crate::reexport::gproc"`. A relative path resolves where the trait is.
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::service(attr.into(), item.into()).into()

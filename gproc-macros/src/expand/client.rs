@@ -12,11 +12,11 @@ impl Generator<'_> {
     //         impl<S: Stub<..>> CalculatorClient<S> { fn add(&self, a: i64) -> impl Future<..> }
     pub(super) fn expand_client(&self) -> TokenStream {
         let (private, client) = (&self.private, &self.client);
-        let (request, response) = (&self.request, &self.response);
+        let (request, response, s) = (&self.request, &self.response, &self.stub_param);
         let vis = &self.service.item.vis;
         let trait_name = self.service.ident();
         let doc = format!(
-            "Calls [`{trait_name}`] on a process by PID: `{client}::new(pid)`. Cheap to clone."
+            " Calls [`{trait_name}`] on a process by PID: `{client}::new(pid)`. Cheap to clone."
         );
         let methods = self.methods().iter().map(|m| self.client_method(m));
         quote! {
@@ -29,13 +29,13 @@ impl Generator<'_> {
             #[automatically_derived]
             impl #client {
                 /// A client for the process `pid`, with the default deadline of 10 seconds.
-                pub fn new(pid: u32) -> Self {
+                pub fn new(pid: ::core::primitive::u32) -> Self {
                     #client { stub: #private::PidStub::new(pid, #request::__gproc_info()) }
                 }
 
                 /// The same client with another deadline for each call.
                 pub fn with_timeout(self, timeout: ::core::time::Duration) -> Self {
-                    #client { stub: self.stub.with_timeout(timeout) }
+                    #client { stub: #private::PidStub::with_timeout(self.stub, timeout) }
                 }
 
                 /// Waits until the process serves this version of the service.
@@ -45,23 +45,23 @@ impl Generator<'_> {
                 ) -> impl ::core::future::Future<
                     Output = ::core::result::Result<(), #private::RpcError>,
                 > + ::core::marker::Send + '_ {
-                    self.stub.wait_served(timeout)
+                    #private::PidStub::wait_served(&self.stub, timeout)
                 }
 
                 /// The PID this client calls.
-                pub fn pid(&self) -> u32 {
-                    self.stub.pid()
+                pub fn pid(&self) -> ::core::primitive::u32 {
+                    #private::PidStub::pid(&self.stub)
                 }
             }
 
             #[automatically_derived]
-            impl<S> #client<S>
+            impl<#s> #client<#s>
             where
-                S: #private::Stub<Req = #request, Resp = #response>,
+                #s: #private::Stub<Req = #request, Resp = #response>,
             {
                 /// A client calling through `stub`; a server is a stub too, for tests
                 /// without processes.
-                pub fn from_stub(stub: S) -> Self {
+                pub fn from_stub(stub: #s) -> Self {
                     #client { stub }
                 }
 

@@ -11,7 +11,13 @@ impl Generator<'_> {
     // Output: enum CalculatorRequest { Add { a: i64, b: i64 } }
     //         enum CalculatorResponse { Add(i64) }
     pub(super) fn expand_messages(&self) -> TokenStream {
-        let (private, serde_crate) = (&self.private, &self.serde_crate);
+        let private = &self.private;
+        let arg_types = self
+            .methods()
+            .iter()
+            .flat_map(|m| m.args.iter().map(|a| &a.ty));
+        let request_serde = self.serde_attr(arg_types);
+        let response_serde = self.serde_attr(self.methods().iter().map(|m| &m.output));
         let (request, response) = (&self.request, &self.response);
         let vis = &self.service.item.vis;
         let trait_name = self.service.ident();
@@ -27,22 +33,48 @@ impl Generator<'_> {
             let (variant, output) = (m.variant(), &m.output);
             quote!(#variant(#output))
         });
-        let request_doc = format!("The requests of [`{trait_name}`], one variant per method.");
-        let response_doc = format!("The responses of [`{trait_name}`], one variant per method.");
+        let request_doc = format!(" The requests of [`{trait_name}`], one variant per method.");
+        let response_doc = format!(" The responses of [`{trait_name}`], one variant per method.");
         quote! {
             #[doc = #request_doc]
             #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
-            #[serde(crate = #serde_crate)]
+            #request_serde
             #vis enum #request {
                 #(#requests),*
             }
 
             #[doc = #response_doc]
             #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
-            #[serde(crate = #serde_crate)]
+            #response_serde
             #vis enum #response {
                 #(#responses),*
             }
+        }
+    }
+
+    /// `#[serde(...)]` for an enum holding `types`, with one bound per type.
+    ///
+    /// A type that is not serde is reported at its span by the serde check. Without these
+    /// bounds the derived impls would report it again, several times and partly on the
+    /// attribute. `for<'__gproc>` (and `'de`) keep the compiler from checking a bound at
+    /// the impl, where it is not generic; inside the impl it still holds.
+    // Input:  [i64, Point]
+    // Output: #[serde(crate = "::gproc::__private::serde", bound(
+    //             serialize = "for<'__gproc> i64: ::gproc::__private::serde::Serialize, ...",
+    //             deserialize = "i64: ::gproc::__private::serde::Deserialize<'de>, ..."))]
+    fn serde_attr<'t>(&self, types: impl Iterator<Item = &'t syn::Type>) -> TokenStream {
+        let serde = &self.serde_crate;
+        let mut seen = Vec::new();
+        let (mut serialize, mut deserialize) = (String::new(), String::new());
+        for ty in types.map(super::type_text) {
+            if !seen.contains(&ty) {
+                serialize.push_str(&format!("for<'__gproc> {ty}: {serde}::Serialize, "));
+                deserialize.push_str(&format!("{ty}: {serde}::Deserialize<'de>, "));
+                seen.push(ty);
+            }
+        }
+        quote! {
+            #[serde(crate = #serde, bound(serialize = #serialize, deserialize = #deserialize))]
         }
     }
 }

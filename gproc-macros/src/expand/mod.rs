@@ -4,14 +4,14 @@ mod client;
 mod messages;
 mod server;
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 
 use crate::ast::{Method, Service};
 use crate::attr::Options;
 
-/// The whole expansion. On error, the trait is still emitted as written beside the
-/// errors, so that its impls do not cascade into "cannot find trait".
+/// The whole expansion. On error, the trait is still emitted beside the errors, so that
+/// its impls do not cascade into "cannot find trait".
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse2::<syn::Item>(input.clone()) {
         Ok(syn::Item::Trait(item)) => item,
@@ -31,10 +31,38 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
         (Ok(options), Ok(())) => Generator::new(&service, &options).into_token_stream(),
         (Err(mut e), Err(more)) => {
             e.combine(more);
-            with_errors(service.item.into_token_stream(), e)
+            with_errors(fallback_trait(service.item), e)
         }
-        (Err(e), _) | (_, Err(e)) => with_errors(service.item.into_token_stream(), e),
+        (Err(e), _) | (_, Err(e)) => with_errors(fallback_trait(service.item), e),
     }
+}
+
+/// The trait as written, for the build that reports errors about it: its impls still
+/// resolve, and the compiler adds no second error to ours (argument patterns become `_`).
+// Input:  pub trait Calc { async fn add(&self, (a, b): (i64, i64)) -> i64; }
+// Output: #[allow(async_fn_in_trait)] pub trait Calc { async fn add(&self, _: (i64, i64)) -> i64; }
+fn fallback_trait(mut item: syn::ItemTrait) -> TokenStream {
+    let inputs = item
+        .items
+        .iter_mut()
+        .flat_map(|trait_item| match trait_item {
+            syn::TraitItem::Fn(f) => Some(f.sig.inputs.iter_mut()),
+            _ => None,
+        });
+    for input in inputs.flatten() {
+        if let syn::FnArg::Typed(arg) = input {
+            if crate::ast::plain_ident(&arg.pat).is_none() {
+                let underscore = syn::Token![_](syn::spanned::Spanned::span(&arg.pat));
+                *arg.pat = syn::Pat::Wild(syn::PatWild {
+                    attrs: Vec::new(),
+                    underscore_token: underscore,
+                });
+            }
+        }
+    }
+    item.attrs
+        .push(syn::parse_quote!(#[allow(async_fn_in_trait)]));
+    item.into_token_stream()
 }
 
 fn with_errors(item: TokenStream, err: syn::Error) -> TokenStream {
@@ -72,6 +100,10 @@ pub struct Generator<'a> {
     response: Ident,
     client: Ident,
     server: Ident,
+    /// The client's type parameter in impls: `S`, unless the trait names something `S`.
+    stub_param: Ident,
+    /// The server's type parameter in impls: `T`, unless the trait names something `T`.
+    impl_param: Ident,
 }
 
 impl<'a> Generator<'a> {
@@ -87,6 +119,8 @@ impl<'a> Generator<'a> {
             response: format_ident!("{}Response", name),
             client: format_ident!("{}Client", name),
             server: format_ident!("{}Server", name),
+            stub_param: free_param(service, "S", "__GprocStub"),
+            impl_param: free_param(service, "T", "__GprocImpl"),
         }
     }
 
@@ -159,15 +193,16 @@ impl<'a> Generator<'a> {
             quote!(#private::MethodInfo { name: #name, signature: #signature })
         });
         quote! {
+            #[automatically_derived]
             impl #request {
                 #[doc(hidden)]
                 pub fn __gproc_info() -> &'static #private::ServiceInfo {
-                    static INFO: #private::ServiceInfo = #private::ServiceInfo {
+                    static __GPROC_INFO: #private::ServiceInfo = #private::ServiceInfo {
                         name: #name,
                         fingerprint: #fingerprint,
                         methods: &[#(#methods),*],
                     };
-                    &INFO
+                    &__GPROC_INFO
                 }
             }
         }
@@ -185,6 +220,23 @@ impl ToTokens for Generator<'_> {
             self.expand_serde_checks(),
         ]);
     }
+}
+
+/// A name for a generated type parameter that no token of the trait shadows: in
+/// `impl<S> CalculatorClient<S>`, a user type `S` in a method's signature would otherwise
+/// resolve to the parameter.
+fn free_param(service: &Service, preferred: &str, fallback: &str) -> Ident {
+    let taken = mentions(service.item.to_token_stream(), preferred);
+    Ident::new(if taken { fallback } else { preferred }, Span::call_site())
+}
+
+/// Whether `tokens` hold the identifier `name`, at any depth.
+fn mentions(tokens: TokenStream, name: &str) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == name,
+        TokenTree::Group(group) => mentions(group.stream(), name),
+        TokenTree::Punct(_) | TokenTree::Literal(_) => false,
+    })
 }
 
 /// An identifier without its `r#`.
@@ -216,7 +268,7 @@ fn signature(m: &Method) -> String {
         .iter()
         .map(|a| format!("{}: {}", type_text(&a.pat), type_text(&a.ty)))
         .collect();
-    let mut text = format!("async fn {}(&self", unraw(&m.ident));
+    let mut text = format!("async fn {}(&self", m.ident);
     for arg in &args {
         text.push_str(", ");
         text.push_str(arg);
@@ -247,3 +299,6 @@ fn fingerprint(service: &Service) -> u64 {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,6 @@
+#[gproc::service]
+trait Store {
+    async fn put<T: Clone>(&self, value: T);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[gproc::service]
+struct Calculator {
+    total: i64,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[gproc::service]
+trait Counter {
+    async fn finish(self) -> u64;
+}
+
+fn main() {}
