@@ -36,6 +36,42 @@ pub mod __private {
     pub use crate::rpc::{serve, MethodInfo, PidStub, RpcError, Serve, ServiceInfo, Stub};
     pub use serde;
 
-    /// Fails to compile, at the caller's span, when `T` is not serde.
-    pub fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+    /// Checks, at the span of a service's argument or return type, that the type is serde,
+    /// with one error that says so. By autoref: `(&&SerdeCheck::<T>::NEW).check()` finds
+    /// [`IsSerde`] when `T` is serde, else falls back to [`NotSerde`], whose bound fails
+    /// with [`Serde`]'s message.
+    pub struct SerdeCheck<T: ?Sized>(core::marker::PhantomData<T>);
+
+    impl<T: ?Sized> SerdeCheck<T> {
+        /// The check's value.
+        pub const NEW: Self = SerdeCheck(core::marker::PhantomData);
+    }
+
+    /// Chosen when `T` is serde.
+    pub trait IsSerde {
+        /// Passes.
+        fn check(&self) {}
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> IsSerde for &SerdeCheck<T> {}
+
+    /// Chosen when `T` is not serde; its bound is the error the user sees.
+    pub trait NotSerde<T: ?Sized> {
+        /// Fails to compile.
+        fn check(&self)
+        where
+            T: Serde,
+        {
+        }
+    }
+
+    impl<T: ?Sized> NotSerde<T> for SerdeCheck<T> {}
+
+    /// Implemented by no type: it exists for its error message.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot cross a process boundary: it is not serde",
+        label = "an argument or return type of a service must implement `Serialize` and `DeserializeOwned`",
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or use a type that does"
+    )]
+    pub trait Serde {}
 }

@@ -161,7 +161,7 @@ impl<'a> Generator<'a> {
 
     /// Checks at the user's spans that every argument and return type is serde.
     // Input:  async fn add(&self, a: i64) -> i64;
-    // Output: const _: () = { fn check() { assert_serde::<i64>(); assert_serde::<i64>(); } };
+    // Output: const _: () = { fn check() { (&&SerdeCheck::<i64>::NEW).check(); .. } };
     fn expand_serde_checks(&self) -> TokenStream {
         let private = &self.private;
         let types = self.methods().iter().flat_map(|m| {
@@ -171,7 +171,13 @@ impl<'a> Generator<'a> {
                 .chain(std::iter::once(&m.output))
         });
         let checks = types.map(|ty| {
-            quote::quote_spanned!(syn::spanned::Spanned::span(ty)=> #private::assert_serde::<#ty>();)
+            quote::quote_spanned! {syn::spanned::Spanned::span(ty)=>
+                {
+                    #[allow(unused_imports)]
+                    use #private::{IsSerde as _, NotSerde as _};
+                    (&&#private::SerdeCheck::<#ty>::NEW).check();
+                }
+            }
         });
         quote! {
             const _: () = {

@@ -267,13 +267,45 @@ where
 const _: () = {
     #[allow(dead_code)]
     fn __gproc_assert_serde() {
-        ::gproc::__private::assert_serde::<i64>();
-        ::gproc::__private::assert_serde::<i64>();
-        ::gproc::__private::assert_serde::<i64>();
-        ::gproc::__private::assert_serde::<f64>();
-        ::gproc::__private::assert_serde::<f64>();
-        ::gproc::__private::assert_serde::<Result<f64, String>>();
-        ::gproc::__private::assert_serde::<String>();
-        ::gproc::__private::assert_serde::<()>();
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<i64>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<i64>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<i64>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<f64>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<f64>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<Result<f64, String>>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<String>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<()>::NEW).check();
+        }
     }
 };
