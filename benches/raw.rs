@@ -1,1 +1,473 @@
-fn main() {}
+//! Raw messaging benchmarks: gproc against a plain tokio Unix-socket ping-pong between the
+//! same two processes, with both processes pinned to one CPU and unpinned.
+//!
+//! Run with `cargo bench --bench raw` (criterion arguments after `--` are forwarded, e.g.
+//! `cargo bench --bench raw -- unpinned/roundtrip_16B`).
+//!
+//! One binary plays three roles, chosen by environment variables:
+//!
+//! - top level (neither variable set): re-runs itself as a driver twice, `pinned` then
+//!   `unpinned`, forwarding the command-line arguments, and fails if either driver failed;
+//! - `GPROC_BENCH_DRIVER=pinned|unpinned`: pins itself to one CPU (or not) before any thread
+//!   starts, starts the peer as a child sharing a fresh `GPROC_DIR`, waits for its `ready`
+//!   line and runs the criterion groups `<placement>/roundtrip_16B`, `.../roundtrip_64KiB`
+//!   (each with `gproc` and `tokio_uds`) and `<placement>/ack_send_16B` (`gproc_64tasks`);
+//! - `GPROC_BENCH_ROLE=peer`: echoes the default gproc group, drains the `sink` group and
+//!   serves a length-prefixed tokio `UnixListener` echo; exits when its stdin closes or its
+//!   parent exits.
+//!
+//! With `GPROC_BENCH_PROBE=<scenario>:<iterations>` a driver skips criterion and runs one
+//! scenario a fixed number of times, printing the time per operation; run it under
+//! `perf stat` or `strace -c -f` to count context switches and syscalls per operation.
+//! Scenarios: `rt_gproc_16`, `rt_gproc_65536`, `rt_uds_16`, `rt_uds_65536`, `ack_send_16`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+const ROLE: &str = "GPROC_BENCH_ROLE";
+const DRIVER: &str = "GPROC_BENCH_DRIVER";
+const PROBE: &str = "GPROC_BENCH_PROBE";
+/// The tokio echo socket, in the shared `GPROC_DIR` (not named `<pid>.sock`, so gproc's
+/// sweep of stale endpoints leaves it alone).
+const UDS_NAME: &str = "echo.uds";
+/// The group the throughput benchmark sends to.
+const SINK: &str = "sink";
+/// Concurrent senders in the throughput benchmark.
+const SENDERS: u64 = 64;
+const SMALL: usize = 16;
+const LARGE: usize = 64 * 1024;
+/// How long the driver waits for the peer's `ready` line, and for a first round trip.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    if std::env::var(ROLE).is_ok_and(|r| r == "peer") {
+        return peer();
+    }
+    match std::env::var(DRIVER) {
+        Ok(placement) if placement == "pinned" || placement == "unpinned" => driver(&placement),
+        Ok(other) => {
+            eprintln!("{DRIVER} must be `pinned` or `unpinned`, not {other:?}");
+            ExitCode::FAILURE
+        }
+        Err(_) => top_level(),
+    }
+}
+
+/// Runs the pinned driver, then the unpinned one, each as a fresh process.
+fn top_level() -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("cannot find this benchmark's executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let mut failed = Vec::new();
+    for placement in ["pinned", "unpinned"] {
+        let status = Command::new(&exe)
+            .args(&args)
+            .env(DRIVER, placement)
+            .env_remove(ROLE)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => failed.push(format!("{placement} driver: {s}")),
+            Err(e) => failed.push(format!("{placement} driver did not start: {e}")),
+        }
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for f in &failed {
+            eprintln!("benchmark failed: {f}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Driver
+
+fn driver(placement: &str) -> ExitCode {
+    // Before any runtime or gproc thread exists: threads and the child inherit the mask.
+    if placement == "pinned" {
+        match pin_to_one_cpu() {
+            Ok(cpu) => eprintln!("[raw bench] pinned driver and peer to CPU {cpu}"),
+            Err(e) => {
+                eprintln!("[raw bench] cannot pin to a CPU: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let cpus = rustix::thread::sched_getaffinity(None).map_or(0, |s| s.count());
+        eprintln!("[raw bench] unpinned: driver and peer may run on {cpus} CPUs");
+    }
+
+    let dir = match tempfile::Builder::new().prefix("gproc-bench-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("cannot create a temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = gproc::Config::new().dir(dir.path()).install() {
+        eprintln!("cannot configure gproc: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let mut peer = match start_peer(dir.path()) {
+        Ok(peer) => peer,
+        Err(e) => {
+            eprintln!("cannot start the peer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run_driver(placement, dir.path(), peer.id());
+    stop_peer(&mut peer);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("[raw bench] {placement} driver failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Restricts this thread (and so every thread and child started after) to the lowest CPU
+/// it may run on, CPU 0 unless a cgroup excludes it.
+fn pin_to_one_cpu() -> std::io::Result<usize> {
+    let allowed = rustix::thread::sched_getaffinity(None)?;
+    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
+        .find(|&c| allowed.is_set(c))
+        .unwrap_or(0);
+    let mut only = rustix::thread::CpuSet::new();
+    only.set(cpu);
+    rustix::thread::sched_setaffinity(None, &only)?;
+    Ok(cpu)
+}
+
+/// Starts the peer and waits for its `ready` line (it listens on both sockets by then).
+fn start_peer(dir: &Path) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .env(ROLE, "peer")
+        .env(gproc::ENV_DIR, dir)
+        .env_remove(DRIVER)
+        .env_remove(PROBE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next();
+        let _ = tx.send(first);
+        // Keep draining, so that the peer never blocks on a full pipe.
+        for _ in lines {}
+    });
+    match rx.recv_timeout(STARTUP_TIMEOUT) {
+        Ok(Some(Ok(line))) if line.trim() == "ready" => Ok(child),
+        outcome => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("the peer did not report ready: {outcome:?}"))
+        }
+    }
+}
+
+/// Closes the peer's stdin, which makes it exit, and reaps it.
+fn stop_peer(peer: &mut Child) {
+    drop(peer.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match peer.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                eprintln!("[raw bench] the peer did not exit; killing it");
+                let _ = peer.kill();
+                let _ = peer.wait();
+                return;
+            }
+        }
+    }
+}
+
+/// The client end of the tokio echo connection, shared by the benchmark iterations.
+type Uds = Arc<tokio::sync::Mutex<(UnixStream, BytesMut)>>;
+
+fn run_driver(placement: &str, dir: &Path, peer: u32) -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+    let uds: Uds = rt.block_on(async {
+        gproc::listen()
+            .await
+            .map_err(|e| format!("gproc listen: {e}"))?;
+        let stream = UnixStream::connect(dir.join(UDS_NAME))
+            .await
+            .map_err(|e| format!("connecting to the peer's echo socket: {e}"))?;
+        let uds: Uds = Arc::new(tokio::sync::Mutex::new((stream, BytesMut::new())));
+        // One of each before measuring, so that a broken peer fails fast instead of hanging.
+        let check = async {
+            for size in [SMALL, LARGE] {
+                let data = payload(size);
+                gproc_round_trips(peer, data.clone(), 1).await;
+                uds_round_trips(uds.clone(), frame(&data), 1).await;
+            }
+            ack_sends(peer, 1).await;
+        };
+        tokio::time::timeout(STARTUP_TIMEOUT, check)
+            .await
+            .map_err(|_| "no answer from the peer within 30 s".to_string())?;
+        Ok::<_, String>(uds)
+    })?;
+
+    if let Ok(probe) = std::env::var(PROBE) {
+        return rt.block_on(run_probe(&probe, peer, uds));
+    }
+
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+
+    for (size, label) in [(SMALL, "16B"), (LARGE, "64KiB")] {
+        let data = payload(size);
+        let framed = frame(&data);
+        let mut group = c.benchmark_group(format!("{placement}/roundtrip_{label}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::from_parameter("gproc"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let data = data.clone();
+                async move { spawned(gproc_round_trips(peer, data, iters)).await }
+            })
+        });
+        group.bench_function(BenchmarkId::from_parameter("tokio_uds"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (uds, framed) = (uds.clone(), framed.clone());
+                async move { spawned(uds_round_trips(uds, framed, iters)).await }
+            })
+        });
+        group.finish();
+    }
+
+    let mut group = c.benchmark_group(format!("{placement}/ack_send_16B"));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter("gproc_64tasks"), |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| async move { spawned(ack_sends(peer, iters)).await })
+    });
+    group.finish();
+
+    c.final_summary();
+    Ok(())
+}
+
+/// Runs a measurement as a task on the runtime's workers, where a server's code runs,
+/// rather than on the thread blocked in `block_on`.
+async fn spawned<F>(fut: F) -> Duration
+where
+    F: std::future::Future<Output = Duration> + Send + 'static,
+{
+    tokio::spawn(fut).await.expect("benchmark task panicked")
+}
+
+/// Runs one scenario `iterations` times and prints the time per operation.
+async fn run_probe(probe: &str, peer: u32, uds: Uds) -> Result<(), String> {
+    let (scenario, iterations) = probe
+        .split_once(':')
+        .and_then(|(s, n)| Some((s, n.parse::<u64>().ok()?)))
+        .ok_or_else(|| format!("{PROBE} must be <scenario>:<iterations>, not {probe:?}"))?;
+    let elapsed = match scenario {
+        "rt_gproc_16" => spawned(gproc_round_trips(peer, payload(SMALL), iterations)).await,
+        "rt_gproc_65536" => spawned(gproc_round_trips(peer, payload(LARGE), iterations)).await,
+        "rt_uds_16" => spawned(uds_round_trips(uds, frame(&payload(SMALL)), iterations)).await,
+        "rt_uds_65536" => spawned(uds_round_trips(uds, frame(&payload(LARGE)), iterations)).await,
+        "ack_send_16" => spawned(ack_sends(peer, iterations)).await,
+        other => return Err(format!("unknown probe scenario {other:?}")),
+    };
+    println!(
+        "probe {scenario}: {iterations} operations in {elapsed:?}, {:.2} µs each, {:.0}/s",
+        elapsed.as_secs_f64() * 1e6 / iterations.max(1) as f64,
+        iterations as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn payload(size: usize) -> Bytes {
+    (0..size).map(|i| i as u8).collect::<Vec<u8>>().into()
+}
+
+/// `data` behind its u32 little-endian length.
+fn frame(data: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(4 + data.len());
+    framed.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    framed.extend_from_slice(data);
+    framed.into()
+}
+
+/// `send` to the peer's default group, then `receive` its echo, `iters` times.
+async fn gproc_round_trips(peer: u32, data: Bytes, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        gproc::send(peer, data.clone()).await.expect("gproc::send");
+        let echo = gproc::receive().await.expect("gproc::receive");
+        assert_eq!(echo.data.len(), data.len(), "echo of another size");
+    }
+    start.elapsed()
+}
+
+/// Writes the length-prefixed `framed` message and reads the echoed frame, `iters` times.
+async fn uds_round_trips(uds: Uds, framed: Bytes, iters: u64) -> Duration {
+    let mut guard = uds.lock().await;
+    let (stream, buf) = &mut *guard;
+    let start = Instant::now();
+    for _ in 0..iters {
+        stream
+            .write_all(&framed)
+            .await
+            .expect("write to echo socket");
+        let echo = read_frame(stream, buf)
+            .await
+            .expect("read from echo socket")
+            .expect("the echo socket closed");
+        assert_eq!(echo.len(), framed.len(), "echo of another size");
+    }
+    start.elapsed()
+}
+
+/// Reads one length-prefixed frame (prefix included) with as few reads as the kernel allows;
+/// `None` at a clean end of stream.
+async fn read_frame(stream: &mut UnixStream, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
+    loop {
+        if buf.len() >= 4 {
+            let len = 4 + u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if buf.len() >= len {
+                return Ok(Some(buf.split_to(len).freeze()));
+            }
+            buf.reserve(len - buf.len());
+        } else {
+            buf.reserve(64 * 1024);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+    }
+}
+
+/// `iters` acknowledged 16-byte sends to the peer's `sink` group from [`SENDERS`] tasks.
+async fn ack_sends(peer: u32, iters: u64) -> Duration {
+    let data = Bytes::from_static(&[7u8; SMALL]);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let n = iters / SENDERS + u64::from(i < iters % SENDERS);
+            let data = data.clone();
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    gproc::send_group(peer, SINK, data.clone())
+                        .await
+                        .expect("gproc::send_group");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("sender task panicked");
+    }
+    start.elapsed()
+}
+
+// ---------------------------------------------------------------------------------------
+// Peer
+
+fn peer() -> ExitCode {
+    // Exit when the driver closes our stdin (it finished, or died).
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("[raw bench peer] tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let dir = PathBuf::from(std::env::var_os(gproc::ENV_DIR).ok_or("GPROC_DIR is not set")?);
+        gproc::listen()
+            .await
+            .map_err(|e| format!("gproc listen: {e}"))?;
+        let listener = UnixListener::bind(dir.join(UDS_NAME))
+            .map_err(|e| format!("binding the echo socket: {e}"))?;
+        tokio::spawn(uds_echo_server(listener));
+        tokio::spawn(gproc_echo());
+        tokio::spawn(drain_sink());
+        println!("ready");
+        gproc::parent_exited().await;
+        Ok::<_, String>(())
+    });
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("[raw bench peer] {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Sends every message of the default group back to its sender.
+async fn gproc_echo() {
+    loop {
+        match gproc::receive().await {
+            Ok(msg) => {
+                if let Err(e) = gproc::send(msg.sender_pid, msg.data).await {
+                    eprintln!("[raw bench peer] echo to {}: {e}", msg.sender_pid);
+                }
+            }
+            Err(e) => {
+                eprintln!("[raw bench peer] receive: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn drain_sink() {
+    while gproc::receive_group(SINK).await.is_ok() {}
+}
+
+async fn uds_echo_server(listener: UnixListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(uds_echo(stream));
+    }
+}
+
+/// Echoes each length-prefixed frame, prefix included, in one write.
+async fn uds_echo(mut stream: UnixStream) {
+    let mut buf = BytesMut::new();
+    while let Ok(Some(frame)) = read_frame(&mut stream, &mut buf).await {
+        if stream.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
