@@ -117,8 +117,23 @@ fn slots() -> &'static Slots {
     SLOTS.get_or_init(Default::default)
 }
 
+/// Open connections by PID: the fast path of [`get`], a plain lookup.
+fn open() -> &'static Mutex<HashMap<u32, Arc<Conn>>> {
+    static OPEN: OnceLock<Mutex<HashMap<u32, Arc<Conn>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
 /// The open connection to `pid`, connecting if there is none.
 pub(crate) async fn get(target: u32) -> Result<Arc<Conn>> {
+    let cached = open()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&target)
+        .cloned();
+    if let Some(conn) = cached.filter(|c| !*c.shared.closed.borrow()) {
+        return Ok(conn);
+    }
+    // Connecting is serialized per PID, so that concurrent first sends share one connection.
     let slot = {
         let mut map = slots().lock().unwrap_or_else(|e| e.into_inner());
         map.entry(target).or_default().clone()
@@ -129,11 +144,19 @@ pub(crate) async fn get(target: u32) -> Result<Arc<Conn>> {
     }
     let conn = Arc::new(crate::rt::run(connect(target)).await?);
     *guard = Some(conn.clone());
+    open()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(target, conn.clone());
     Ok(conn)
 }
 
 /// Forgets the connection to `pid`, if any (its process has exited).
 pub(crate) fn forget(target: u32) {
+    open()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&target);
     slots()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -416,7 +439,7 @@ async fn read_acks(stream: Arc<UnixStream>, shared: Arc<Shared>, target: u32) {
         if stream.readable().await.is_err() {
             break;
         }
-        match stream.try_read(&mut buf[filled..]) {
+        match read_draining(&stream, &mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
@@ -447,6 +470,23 @@ async fn read_acks(stream: Arc<UnixStream>, shared: Arc<Shared>, target: u32) {
     }
     shared.close();
     tracing::debug!(target, "gproc: connection closed");
+}
+
+/// Reads what the socket holds. A read that does not fill `buf` drained the socket: the
+/// readiness is then cleared as well, saving the `EAGAIN` read that would learn it.
+fn read_draining(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    let read = stream.try_io(tokio::io::Interest::READABLE, || {
+        got = rustix::io::read(stream, &mut *buf)?;
+        if got > 0 && got < buf.len() {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        Ok(got)
+    });
+    match read {
+        Err(e) if e.kind() == ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
+    }
 }
 
 /// The highest count among whole acknowledgements; `None` if one is malformed or goes back.

@@ -15,7 +15,10 @@ pub const ENV_DIR: &str = "GPROC_DIR";
 /// assert_eq!(gproc::pid(), std::process::id());
 /// ```
 pub fn pid() -> u32 {
-    std::process::id()
+    // Cached: it is read for every message received. A process that forks without exec
+    // cannot go on using gproc in the child anyway (its I/O thread does not survive).
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// The gproc parent: `GPROC_PPID` if this process was started by a [`Manager`](crate::Manager),
