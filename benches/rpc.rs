@@ -1,0 +1,634 @@
+//! RPC benchmarks: gproc's `#[gproc::service]` against tarpc over a Unix socket, served by
+//! the same peer process, with both processes pinned to one CPU and unpinned. A plain tokio
+//! Unix-socket echo of the same 64 KiB is the reference for the bytes echo.
+//!
+//! Run with `cargo bench --bench rpc` (criterion arguments after `--` are forwarded, e.g.
+//! `cargo bench --bench rpc -- unpinned/add_latency`).
+//!
+//! tarpc runs as its documentation shows for Unix sockets: `tarpc::serde_transport` over a
+//! `tokio::net::UnixStream` framed by tokio-util's `LengthDelimitedCodec`, with its fastest
+//! codec, bincode (tokio-serde's `Bincode`). Both sides carry the 64 KiB payload as
+//! `bytes::Bytes` (`gproc::Bytes`), which serde writes as one byte string, never element by
+//! element.
+//!
+//! One binary plays three roles, chosen by environment variables:
+//!
+//! - top level (neither variable set): re-runs itself as a driver twice, `pinned` then
+//!   `unpinned`, forwarding the command-line arguments, and fails if either driver failed;
+//! - `GPROC_BENCH_DRIVER=pinned|unpinned`: pins itself to one CPU (or not) before any thread
+//!   starts, starts the peer as a child sharing a fresh `GPROC_DIR`, waits for its `ready`
+//!   line and runs the criterion groups `<placement>/add_latency` (`gproc`, `tarpc`),
+//!   `<placement>/echo_64KiB` (`gproc`, `tarpc`, `raw_uds`) and
+//!   `<placement>/add_64_in_flight` (`gproc`, `tarpc`, in calls per second);
+//! - `GPROC_BENCH_ROLE=peer`: serves the gproc `Bench` service, the tarpc `BenchRpc` service
+//!   on a Unix socket and a length-prefixed tokio `UnixListener` echo; exits when its stdin
+//!   closes or its parent exits.
+//!
+//! With `GPROC_BENCH_PROBE=<scenario>:<iterations>` a driver skips criterion and runs one
+//! scenario a fixed number of times, printing the time per operation; run it under
+//! `perf stat` or `strace -c -f` to count context switches and syscalls per call.
+//! Scenarios: `add_gproc`, `add_tarpc`, `echo_gproc`, `echo_tarpc`, `echo_uds`,
+//! `inflight_gproc`, `inflight_tarpc`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use futures_util::{Future, StreamExt};
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+const ROLE: &str = "GPROC_BENCH_ROLE";
+const DRIVER: &str = "GPROC_BENCH_DRIVER";
+const PROBE: &str = "GPROC_BENCH_PROBE";
+/// The tarpc socket and the raw echo socket, in the shared `GPROC_DIR` (not named
+/// `<pid>.sock`, so gproc's sweep of stale endpoints leaves them alone).
+const TARPC_NAME: &str = "tarpc.uds";
+const UDS_NAME: &str = "echo.uds";
+/// Calls in flight in the throughput benchmark, one task each.
+const IN_FLIGHT: u64 = 64;
+const LARGE: usize = 64 * 1024;
+/// How long the driver waits for the peer's `ready` line, and for a first call.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The service gproc serves.
+#[gproc::service]
+pub trait Bench {
+    /// `a + b`.
+    async fn add(&self, a: i32, b: i32) -> i32;
+    /// Answers `data` unchanged.
+    async fn echo(&self, data: gproc::Bytes) -> gproc::Bytes;
+}
+
+/// The same service for tarpc.
+#[tarpc::service]
+pub trait BenchRpc {
+    /// `a + b`.
+    async fn add(a: i32, b: i32) -> i32;
+    /// Answers `data` unchanged.
+    async fn echo(data: Bytes) -> Bytes;
+}
+
+#[derive(Clone)]
+struct Server;
+
+impl Bench for Server {
+    async fn add(&self, a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
+
+    async fn echo(&self, data: gproc::Bytes) -> gproc::Bytes {
+        data
+    }
+}
+
+impl BenchRpc for Server {
+    async fn add(self, _: tarpc::context::Context, a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
+
+    async fn echo(self, _: tarpc::context::Context, data: Bytes) -> Bytes {
+        data
+    }
+}
+
+fn main() -> ExitCode {
+    if std::env::var(ROLE).is_ok_and(|r| r == "peer") {
+        return peer();
+    }
+    match std::env::var(DRIVER) {
+        Ok(placement) if placement == "pinned" || placement == "unpinned" => driver(&placement),
+        Ok(other) => {
+            eprintln!("{DRIVER} must be `pinned` or `unpinned`, not {other:?}");
+            ExitCode::FAILURE
+        }
+        Err(_) => top_level(),
+    }
+}
+
+/// Runs the pinned driver, then the unpinned one, each as a fresh process.
+fn top_level() -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("cannot find this benchmark's executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let mut failed = Vec::new();
+    for placement in ["pinned", "unpinned"] {
+        let status = Command::new(&exe)
+            .args(&args)
+            .env(DRIVER, placement)
+            .env_remove(ROLE)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => failed.push(format!("{placement} driver: {s}")),
+            Err(e) => failed.push(format!("{placement} driver did not start: {e}")),
+        }
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for f in &failed {
+            eprintln!("benchmark failed: {f}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Driver
+
+fn driver(placement: &str) -> ExitCode {
+    // Before any runtime or gproc thread exists: threads and the child inherit the mask.
+    if placement == "pinned" {
+        match pin_to_one_cpu() {
+            Ok(cpu) => eprintln!("[rpc bench] pinned driver and peer to CPU {cpu}"),
+            Err(e) => {
+                eprintln!("[rpc bench] cannot pin to a CPU: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let cpus = rustix::thread::sched_getaffinity(None).map_or(0, |s| s.count());
+        eprintln!("[rpc bench] unpinned: driver and peer may run on {cpus} CPUs");
+    }
+
+    let dir = match tempfile::Builder::new().prefix("gproc-bench-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("cannot create a temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = gproc::Config::new().dir(dir.path()).install() {
+        eprintln!("cannot configure gproc: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let mut peer = match start_peer(dir.path()) {
+        Ok(peer) => peer,
+        Err(e) => {
+            eprintln!("cannot start the peer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run_driver(placement, dir.path(), peer.id());
+    stop_peer(&mut peer);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("[rpc bench] {placement} driver failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Restricts this thread (and so every thread and child started after) to the lowest CPU
+/// it may run on, CPU 0 unless a cgroup excludes it.
+fn pin_to_one_cpu() -> std::io::Result<usize> {
+    let allowed = rustix::thread::sched_getaffinity(None)?;
+    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
+        .find(|&c| allowed.is_set(c))
+        .unwrap_or(0);
+    let mut only = rustix::thread::CpuSet::new();
+    only.set(cpu);
+    rustix::thread::sched_setaffinity(None, &only)?;
+    Ok(cpu)
+}
+
+/// Starts the peer and waits for its `ready` line (it serves all three sockets by then).
+fn start_peer(dir: &Path) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .env(ROLE, "peer")
+        .env(gproc::ENV_DIR, dir)
+        .env_remove(DRIVER)
+        .env_remove(PROBE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next();
+        let _ = tx.send(first);
+        // Keep draining, so that the peer never blocks on a full pipe.
+        for _ in lines {}
+    });
+    match rx.recv_timeout(STARTUP_TIMEOUT) {
+        Ok(Some(Ok(line))) if line.trim() == "ready" => Ok(child),
+        outcome => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("the peer did not report ready: {outcome:?}"))
+        }
+    }
+}
+
+/// Closes the peer's stdin, which makes it exit, and reaps it.
+fn stop_peer(peer: &mut Child) {
+    drop(peer.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match peer.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                eprintln!("[rpc bench] the peer did not exit; killing it");
+                let _ = peer.kill();
+                let _ = peer.wait();
+                return;
+            }
+        }
+    }
+}
+
+/// The client end of the raw echo connection, shared by the benchmark iterations.
+type Uds = Arc<tokio::sync::Mutex<(UnixStream, BytesMut)>>;
+
+/// Everything a scenario calls through.
+#[derive(Clone)]
+struct Clients {
+    gproc: BenchClient,
+    tarpc: BenchRpcClient,
+    uds: Uds,
+}
+
+fn run_driver(placement: &str, dir: &Path, peer: u32) -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+    let clients = rt.block_on(async {
+        gproc::listen()
+            .await
+            .map_err(|e| format!("gproc listen: {e}"))?;
+        let gproc = BenchClient::new(peer);
+        gproc
+            .wait_served(STARTUP_TIMEOUT)
+            .await
+            .map_err(|e| format!("the peer does not serve Bench: {e}"))?;
+
+        let conn = UnixStream::connect(dir.join(TARPC_NAME))
+            .await
+            .map_err(|e| format!("connecting to the peer's tarpc socket: {e}"))?;
+        let framed = LengthDelimitedCodec::builder().new_framed(conn);
+        let transport = tarpc::serde_transport::new(framed, Bincode::default());
+        let tarpc = BenchRpcClient::new(tarpc::client::Config::default(), transport).spawn();
+
+        let stream = UnixStream::connect(dir.join(UDS_NAME))
+            .await
+            .map_err(|e| format!("connecting to the peer's echo socket: {e}"))?;
+        let uds: Uds = Arc::new(tokio::sync::Mutex::new((stream, BytesMut::new())));
+        let clients = Clients { gproc, tarpc, uds };
+
+        // One of each before measuring, so that a broken peer fails fast instead of hanging.
+        let check = async {
+            for scenario in [
+                Scenario::AddGproc,
+                Scenario::AddTarpc,
+                Scenario::EchoGproc,
+                Scenario::EchoTarpc,
+                Scenario::EchoUds,
+                Scenario::InFlightGproc,
+                Scenario::InFlightTarpc,
+            ] {
+                scenario.run(&clients, IN_FLIGHT).await;
+            }
+        };
+        tokio::time::timeout(STARTUP_TIMEOUT, check)
+            .await
+            .map_err(|_| "no answer from the peer within 30 s".to_string())?;
+        Ok::<_, String>(clients)
+    })?;
+
+    if let Ok(probe) = std::env::var(PROBE) {
+        return rt.block_on(run_probe(&probe, &clients));
+    }
+
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+
+    let groups: [(&str, &[(&str, Scenario)]); 3] = [
+        (
+            "add_latency",
+            &[("gproc", Scenario::AddGproc), ("tarpc", Scenario::AddTarpc)],
+        ),
+        (
+            "echo_64KiB",
+            &[
+                ("gproc", Scenario::EchoGproc),
+                ("tarpc", Scenario::EchoTarpc),
+                ("raw_uds", Scenario::EchoUds),
+            ],
+        ),
+        (
+            "add_64_in_flight",
+            &[
+                ("gproc", Scenario::InFlightGproc),
+                ("tarpc", Scenario::InFlightTarpc),
+            ],
+        ),
+    ];
+    for (name, scenarios) in groups {
+        let mut group = c.benchmark_group(format!("{placement}/{name}"));
+        group.throughput(Throughput::Elements(1));
+        for &(label, scenario) in scenarios {
+            group.bench_function(BenchmarkId::from_parameter(label), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let clients = clients.clone();
+                    async move { spawned(async move { scenario.run(&clients, iters).await }).await }
+                })
+            });
+        }
+        group.finish();
+    }
+
+    c.final_summary();
+    Ok(())
+}
+
+/// Runs a measurement as a task on the runtime's workers, where a server's code runs,
+/// rather than on the thread blocked in `block_on`.
+async fn spawned<F>(fut: F) -> Duration
+where
+    F: Future<Output = Duration> + Send + 'static,
+{
+    tokio::spawn(fut).await.expect("benchmark task panicked")
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    AddGproc,
+    AddTarpc,
+    EchoGproc,
+    EchoTarpc,
+    EchoUds,
+    InFlightGproc,
+    InFlightTarpc,
+}
+
+impl Scenario {
+    /// Runs `iters` operations and returns how long they took.
+    async fn run(self, clients: &Clients, iters: u64) -> Duration {
+        match self {
+            Scenario::AddGproc => gproc_adds(clients.gproc.clone(), iters).await,
+            Scenario::AddTarpc => tarpc_adds(clients.tarpc.clone(), iters).await,
+            Scenario::EchoGproc => gproc_echoes(&clients.gproc, payload(LARGE), iters).await,
+            Scenario::EchoTarpc => tarpc_echoes(&clients.tarpc, payload(LARGE), iters).await,
+            Scenario::EchoUds => {
+                uds_round_trips(clients.uds.clone(), frame(&payload(LARGE)), iters).await
+            }
+            Scenario::InFlightGproc => {
+                let client = clients.gproc.clone();
+                in_flight(iters, move |n| gproc_adds(client.clone(), n)).await
+            }
+            Scenario::InFlightTarpc => {
+                let client = clients.tarpc.clone();
+                in_flight(iters, move |n| tarpc_adds(client.clone(), n)).await
+            }
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Scenario> {
+        Some(match name {
+            "add_gproc" => Scenario::AddGproc,
+            "add_tarpc" => Scenario::AddTarpc,
+            "echo_gproc" => Scenario::EchoGproc,
+            "echo_tarpc" => Scenario::EchoTarpc,
+            "echo_uds" => Scenario::EchoUds,
+            "inflight_gproc" => Scenario::InFlightGproc,
+            "inflight_tarpc" => Scenario::InFlightTarpc,
+            _ => return None,
+        })
+    }
+}
+
+/// Runs one scenario `iterations` times and prints the time per operation.
+async fn run_probe(probe: &str, clients: &Clients) -> Result<(), String> {
+    let (name, iterations) = probe
+        .split_once(':')
+        .and_then(|(s, n)| Some((s, n.parse::<u64>().ok()?)))
+        .ok_or_else(|| format!("{PROBE} must be <scenario>:<iterations>, not {probe:?}"))?;
+    let scenario =
+        Scenario::from_name(name).ok_or_else(|| format!("unknown probe scenario {name:?}"))?;
+    let clients = clients.clone();
+    let elapsed = spawned(async move { scenario.run(&clients, iterations).await }).await;
+    println!(
+        "probe {name}: {iterations} operations in {elapsed:?}, {:.2} µs each, {:.0}/s",
+        elapsed.as_secs_f64() * 1e6 / iterations.max(1) as f64,
+        iterations as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn payload(size: usize) -> Bytes {
+    (0..size).map(|i| i as u8).collect::<Vec<u8>>().into()
+}
+
+/// `iters` sequential `add` calls through gproc.
+async fn gproc_adds(client: BenchClient, iters: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        let a = i as i32;
+        let sum = client.add(a, 1).await.expect("gproc add");
+        assert_eq!(sum, a.wrapping_add(1));
+    }
+    start.elapsed()
+}
+
+/// `iters` sequential `add` calls through tarpc.
+async fn tarpc_adds(client: BenchRpcClient, iters: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        let a = i as i32;
+        let sum = client
+            .add(tarpc::context::current(), a, 1)
+            .await
+            .expect("tarpc add");
+        assert_eq!(sum, a.wrapping_add(1));
+    }
+    start.elapsed()
+}
+
+/// `iters` sequential echoes of `data` through gproc.
+async fn gproc_echoes(client: &BenchClient, data: Bytes, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let echo = client.echo(data.clone()).await.expect("gproc echo");
+        assert_eq!(echo.len(), data.len(), "echo of another size");
+    }
+    start.elapsed()
+}
+
+/// `iters` sequential echoes of `data` through tarpc.
+async fn tarpc_echoes(client: &BenchRpcClient, data: Bytes, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let echo = client
+            .echo(tarpc::context::current(), data.clone())
+            .await
+            .expect("tarpc echo");
+        assert_eq!(echo.len(), data.len(), "echo of another size");
+    }
+    start.elapsed()
+}
+
+/// `iters` calls made by [`IN_FLIGHT`] tasks, each calling in a loop.
+async fn in_flight<F, Fut>(iters: u64, calls: F) -> Duration
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Duration> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..IN_FLIGHT)
+        .map(|i| tokio::spawn(calls(iters / IN_FLIGHT + u64::from(i < iters % IN_FLIGHT))))
+        .collect();
+    for task in tasks {
+        task.await.expect("caller task panicked");
+    }
+    start.elapsed()
+}
+
+/// `data` behind its u32 little-endian length.
+fn frame(data: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(4 + data.len());
+    framed.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    framed.extend_from_slice(data);
+    framed.into()
+}
+
+/// Writes the length-prefixed `framed` message and reads the echoed frame, `iters` times.
+async fn uds_round_trips(uds: Uds, framed: Bytes, iters: u64) -> Duration {
+    let mut guard = uds.lock().await;
+    let (stream, buf) = &mut *guard;
+    let start = Instant::now();
+    for _ in 0..iters {
+        stream
+            .write_all(&framed)
+            .await
+            .expect("write to echo socket");
+        let echo = read_frame(stream, buf)
+            .await
+            .expect("read from echo socket")
+            .expect("the echo socket closed");
+        assert_eq!(echo.len(), framed.len(), "echo of another size");
+    }
+    start.elapsed()
+}
+
+/// Reads one length-prefixed frame (prefix included) with as few reads as the kernel allows;
+/// `None` at a clean end of stream.
+async fn read_frame(stream: &mut UnixStream, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
+    loop {
+        if buf.len() >= 4 {
+            let len = 4 + u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if buf.len() >= len {
+                return Ok(Some(buf.split_to(len).freeze()));
+            }
+            buf.reserve(len - buf.len());
+        } else {
+            buf.reserve(64 * 1024);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Peer
+
+fn peer() -> ExitCode {
+    // Exit when the driver closes our stdin (it finished, or died).
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("[rpc bench peer] tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let dir = PathBuf::from(std::env::var_os(gproc::ENV_DIR).ok_or("GPROC_DIR is not set")?);
+        gproc::listen()
+            .await
+            .map_err(|e| format!("gproc listen: {e}"))?;
+        let tarpc = UnixListener::bind(dir.join(TARPC_NAME))
+            .map_err(|e| format!("binding the tarpc socket: {e}"))?;
+        let echo = UnixListener::bind(dir.join(UDS_NAME))
+            .map_err(|e| format!("binding the echo socket: {e}"))?;
+        tokio::spawn(tarpc_server(tarpc));
+        tokio::spawn(uds_echo_server(echo));
+        tokio::spawn(async {
+            if let Err(e) = BenchServer::new(Server).serve().await {
+                eprintln!("[rpc bench peer] serving Bench: {e}");
+                std::process::exit(1);
+            }
+        });
+        println!("ready");
+        gproc::parent_exited().await;
+        Ok::<_, String>(())
+    });
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("[rpc bench peer] {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Serves `BenchRpc` on every connection, each request in its own task (as tarpc's
+/// examples do).
+async fn tarpc_server(listener: UnixListener) {
+    while let Ok((conn, _)) = listener.accept().await {
+        let framed = LengthDelimitedCodec::builder().new_framed(conn);
+        let transport = tarpc::serde_transport::new(framed, Bincode::default());
+        let requests = BaseChannel::with_defaults(transport)
+            .execute(Server.serve())
+            .for_each(|response| async {
+                tokio::spawn(response);
+            });
+        tokio::spawn(requests);
+    }
+}
+
+async fn uds_echo_server(listener: UnixListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(uds_echo(stream));
+    }
+}
+
+/// Echoes each length-prefixed frame, prefix included, in one write.
+async fn uds_echo(mut stream: UnixStream) {
+    let mut buf = BytesMut::new();
+    while let Ok(Some(frame)) = read_frame(&mut stream, &mut buf).await {
+        if stream.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
