@@ -254,8 +254,11 @@
 //! ```
 //!
 //! The async functions work from any tokio runtime, multi-thread or current-thread, and
-//! keep working when one runtime is dropped and another is built: gproc does all its
-//! socket I/O on a thread of its own.
+//! keep working when one runtime is dropped and another is built. Connections live on the
+//! first multi-thread runtime that uses gproc (where a message wakes its receiving task
+//! without a hop to another thread), else on a thread of gproc's own; when that runtime
+//! shuts down, its connections close and later ones move on. As with any tokio I/O, do not
+//! block that runtime's workers.
 //!
 //! # Explanation
 //!

@@ -142,7 +142,20 @@ pub(crate) async fn get(target: u32) -> Result<Arc<Conn>> {
     if let Some(conn) = guard.as_ref().filter(|c| !*c.shared.closed.borrow()) {
         return Ok(conn.clone());
     }
-    let conn = Arc::new(crate::rt::run(connect(target)).await?);
+    // A connection cut before its handshake finished carried nothing: try once more. It
+    // happens when the runtime it was to live on shuts down meanwhile (see `rt`).
+    let mut tries = 0;
+    let conn = loop {
+        let home = crate::rt::io_home();
+        let made = crate::rt::run_on(&home, connect(target))
+            .await
+            .unwrap_or(Err(Error::ConnectionLost));
+        tries += 1;
+        match made {
+            Err(Error::ConnectionLost) if tries < 2 => continue,
+            made => break Arc::new(made?),
+        }
+    };
     *guard = Some(conn.clone());
     open()
         .lock()
@@ -347,12 +360,27 @@ fn connect_error(target: u32, e: std::io::Error) -> Error {
     }
 }
 
+/// Closes the connection when the task holding it ends, however it ends: also when the
+/// runtime it lives on shuts down and drops it.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Writes queued frames, as many at once as fit in a batch, until the queue is empty.
 async fn write_queued(stream: Arc<UnixStream>, shared: Arc<Shared>) {
+    let _close = CloseOnDrop(shared.clone());
     let mut batch = BytesMut::with_capacity(BATCH_BYTES);
     let mut large: Vec<(usize, Bytes)> = Vec::new();
     loop {
         shared.work.notified().await;
+        // Let the other senders that are ready run first, so that their frames join this
+        // batch: woken by the first of them, the writer would otherwise run right after it
+        // (tokio runs a task woken by the running one next) and write one frame a syscall.
+        tokio::task::yield_now().await;
         loop {
             let taken = {
                 let mut st = shared.lock();
@@ -432,6 +460,7 @@ async fn write_all(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
 
 /// Reads cumulative acknowledgements and completes the waiting sends in order.
 async fn read_acks(stream: Arc<UnixStream>, shared: Arc<Shared>, target: u32) {
+    let _close = CloseOnDrop(shared.clone());
     let mut acked = 0u64;
     let mut buf = [0u8; wire::ACK_LEN * 64];
     let mut filled = 0;

@@ -122,8 +122,20 @@ async fn accept_loop(listener: UnixListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = serve_peer(stream).await {
+                // Served on the home runtime (see `rt`), where the receiving tasks wake.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!("gproc: cannot hand over a connection: {e}");
+                        continue;
+                    }
+                };
+                crate::rt::io_home().spawn(async move {
+                    let served = match UnixStream::from_std(stream) {
+                        Ok(stream) => serve_peer(stream).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = served {
                         tracing::warn!("gproc: closed a connection: {e}");
                     }
                 });
@@ -184,7 +196,7 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let (mut queued, mut acked) = (0u64, 0u64);
     let mut last: Option<(String, Queue)> = None;
-    let mut reserved: Vec<(Queue, Msg)> = Vec::new();
+    let mut reserved = Reserved(Vec::new());
     let protocol = |e: wire::WireError| Error::Protocol {
         pid: peer_pid,
         reason: e.to_string(),
@@ -231,7 +243,7 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
                 group: message.group,
                 data,
             };
-            reserved.push((q, msg));
+            reserved.0.push((q, msg));
             queued += 1;
         }
         deliver(&mut wr, queued, &mut acked, &mut reserved).await?;
@@ -247,6 +259,19 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
     }
 }
 
+/// Messages with room reserved in their queues, not yet queued. Dropped with messages in
+/// it (the connection failed, or its runtime shut down), it gives the room back: those
+/// messages were not acknowledged, and their sender was told they may not have arrived.
+struct Reserved(Vec<(Queue, Msg)>);
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        for (q, _) in self.0.drain(..) {
+            q.release();
+        }
+    }
+}
+
 /// Acknowledges everything up to `queued`, then makes the reserved messages visible.
 ///
 /// The acknowledgement goes first so that a receiver that takes a message and exits at
@@ -255,7 +280,7 @@ async fn deliver(
     wr: &mut OwnedWriteHalf,
     queued: u64,
     acked: &mut u64,
-    reserved: &mut Vec<(Queue, Msg)>,
+    reserved: &mut Reserved,
 ) -> Result<()> {
     if queued == *acked {
         return Ok(());
@@ -263,7 +288,7 @@ async fn deliver(
     *acked = queued;
     let acked = wr.write_all(&wire::encode_ack(queued)).await;
     // Delivered even when the sender is gone: it was told the message may have arrived.
-    for (q, msg) in reserved.drain(..) {
+    for (q, msg) in reserved.0.drain(..) {
         q.push(msg);
     }
     Ok(acked?)

@@ -55,6 +55,11 @@ impl Queue {
         }
     }
 
+    /// Gives back room reserved for a message that will not be queued.
+    pub fn release(&self) {
+        self.slots.add_permits(1);
+    }
+
     /// Queues a message for which room was reserved.
     pub fn push(&self, msg: Msg) {
         // The receiver lives in the inbox as long as the sender: this cannot fail.

@@ -26,6 +26,7 @@ pub const RESERVED_PREFIX: &str = "gproc/";
 /// [`Error::Directory`] when the endpoint directory is unsafe, [`Error::Io`] when the
 /// socket cannot be bound.
 pub async fn listen() -> Result<()> {
+    crate::rt::adopt_current();
     ensure_listening()
 }
 
@@ -93,6 +94,7 @@ pub(crate) async fn post_to(
             limit,
         });
     }
+    crate::rt::adopt_current();
     // Bind our own endpoint so the peer can answer; sending does not depend on it.
     if let Err(e) = ensure_listening() {
         tracing::debug!("gproc: sending without an endpoint of our own: {e}");
@@ -136,6 +138,7 @@ pub async fn receive_group(group: &str) -> Result<Msg> {
 
 /// Receives from any group, reserved ones included. For gproc's own services.
 pub(crate) async fn receive_any(group: &str) -> Result<Msg> {
+    crate::rt::adopt_current();
     ensure_listening()?;
     let q = queue(group).ok_or_else(|| {
         Error::InvalidGroup(format!(
