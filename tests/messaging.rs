@@ -107,6 +107,10 @@ const TESTS: &[(&str, fn())] = &[
         runtimes_dropped_and_recreated,
     ),
     ("runtimes::blocking_api", runtimes_blocking_api),
+    (
+        "runtimes::home_dropped_mid_stream",
+        runtimes_home_dropped_mid_stream,
+    ),
 ];
 
 const ROLES: &[(&str, fn())] = &[
@@ -121,6 +125,7 @@ const ROLES: &[(&str, fn())] = &[
     ("identity", role_identity),
     ("listen_then_exit", role_listen_then_exit),
     ("rawconnect", role_rawconnect),
+    ("stream", role_stream),
 ];
 
 fn main() {
@@ -1468,4 +1473,82 @@ fn runtimes_blocking_api() {
         .collect();
     got.sort();
     assert_eq!(got, ["t0", "t1", "t2", "t3"]);
+}
+
+/// Sends `n=<N>` numbered messages (u64 LE) to `target=<pid>` one after the other, printing
+/// `err <i>` for each send that failed, then sends "end" until it is acknowledged and
+/// prints `done`.
+fn role_stream() {
+    let args = role_args();
+    let target: u32 = arg(&args, "target")
+        .expect("target=<pid>")
+        .parse()
+        .expect("target pid");
+    let n: u64 = arg(&args, "n").expect("n=<count>").parse().expect("count");
+    exit_when_stdin_closes();
+    block_on(async {
+        for i in 0..n {
+            if gproc::send(target, i.to_le_bytes().to_vec()).await.is_err() {
+                say(&format!("err {i}"));
+            }
+        }
+        while gproc::send(target, "end").await.is_err() {}
+        say("done");
+    });
+}
+
+/// The runtime carrying this process's connections (the first multi-thread one) is dropped
+/// while a peer streams to it: every message whose send returned `Ok` is still received,
+/// once and in order, afterwards (with no runtime at all), and the stream goes on.
+fn runtimes_home_dropped_mid_stream() {
+    const N: u64 = 20_000;
+    let rt = runtime();
+    rt.block_on(gproc::listen()).expect("listen");
+    let stream = spawn_peer("stream", &[&format!("target={}", me()), &format!("n={N}")]);
+    let mut received = Vec::new();
+    rt.block_on(async {
+        while received.len() < 1000 {
+            let m = within(LONG, "receive", gproc::receive())
+                .await
+                .expect("receive");
+            received.push(u64::from_le_bytes(m.data[..].try_into().expect("8 bytes")));
+        }
+    });
+    drop(rt);
+    blocking_within(LONG, "receive the rest", move || {
+        loop {
+            let m = gproc::blocking::receive().expect("blocking receive");
+            if m.data == "end" {
+                break;
+            }
+            received.push(u64::from_le_bytes(m.data[..].try_into().expect("8 bytes")));
+        }
+        let mut failed = HashSet::new();
+        loop {
+            let line = stream.line();
+            if line == "done" {
+                break;
+            }
+            let i: u64 = line
+                .strip_prefix("err ")
+                .expect("err <i>")
+                .parse()
+                .expect("index");
+            failed.insert(i);
+        }
+        assert!(
+            received.windows(2).all(|w| w[0] < w[1]),
+            "messages arrived out of order or twice"
+        );
+        let got: HashSet<u64> = received.iter().copied().collect();
+        let lost: Vec<u64> = (0..N)
+            .filter(|i| !got.contains(i) && !failed.contains(i))
+            .collect();
+        assert!(lost.is_empty(), "acknowledged but never received: {lost:?}");
+        assert!(
+            failed.len() < 100,
+            "{} sends failed around the runtime's drop",
+            failed.len()
+        );
+    });
 }
