@@ -195,6 +195,22 @@ impl Conn {
     /// what resolves with its acknowledgement. For callers that learn of delivery another
     /// way (an RPC reply) and watch [`closed`](Self::closed) for failure.
     pub(crate) async fn post(&self, group: &str, data: Bytes) -> Result<Ack> {
+        let (done, acked) = oneshot::channel();
+        self.write(group, data, Some(done), false).await?;
+        Ok(Ack(acked))
+    }
+
+    /// Writes a message (or queues it for the writer task) that the receiver need not
+    /// acknowledge: for callers that learn of delivery another way (an RPC reply) and
+    /// watch [`closed`](Self::closed) for failure.
+    ///
+    /// With `batch`, the caller knows that more messages follow (other calls are in
+    /// flight): the frame joins the writer's next batch instead of a syscall of its own.
+    pub(crate) async fn post_quiet(&self, group: &str, data: Bytes, batch: bool) -> Result<()> {
+        self.write(group, data, None, batch).await
+    }
+
+    async fn write(&self, group: &str, data: Bytes, done: Option<Done>, batch: bool) -> Result<()> {
         let permit = self
             .shared
             .room
@@ -203,12 +219,17 @@ impl Conn {
             .await
             .map_err(|_| Error::ConnectionLost)?;
         let mut head = BytesMut::with_capacity(MAX_HEAD);
-        wire::put_message_head(&mut head, group, data.len());
-        let (done, acked) = oneshot::channel();
-        if self.enqueue(head.freeze(), data, done, permit).is_err() {
+        match done {
+            Some(_) => wire::put_message_head(&mut head, group, data.len()),
+            None => wire::put_quiet_message_head(&mut head, group, data.len()),
+        }
+        if self
+            .enqueue(head.freeze(), data, done, permit, batch)
+            .is_err()
+        {
             self.shared.close();
         }
-        Ok(Ack(acked))
+        Ok(())
     }
 
     /// Writes the frame now if nothing waits before it, else queues it for the writer task.
@@ -217,18 +238,22 @@ impl Conn {
         &self,
         mut head: Bytes,
         mut data: Bytes,
-        done: Done,
+        done: Option<Done>,
         permit: OwnedSemaphorePermit,
+        batch: bool,
     ) -> std::io::Result<()> {
         let mut st = self.shared.lock();
         if st.closed {
-            let _ = done.send(Err(Error::ConnectionLost));
+            if let Some(done) = done {
+                let _ = done.send(Err(Error::ConnectionLost));
+            }
             return Ok(());
         }
         // An idle connection writes at once, for latency. Under load (sends already waiting
         // for acknowledgements) the frame joins the writer's next batch, for throughput.
-        let idle = st.waiting.is_empty() && !st.writer_busy;
-        st.waiting.push_back(done);
+        let idle = !batch && st.waiting.is_empty() && !st.writer_busy;
+        // Only acknowledged messages are counted (by both sides), so only they wait here.
+        st.waiting.extend(done);
         if idle && try_write_frame(&self.stream, &mut head, &mut data)? {
             return Ok(());
         }

@@ -212,7 +212,7 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
             if message.group.starts_with(RESERVED_PREFIX)
                 && crate::rpc::intercept(&message.group, &message.data, peer_pid)
             {
-                queued += 1;
+                queued += u64::from(message.ack_wanted);
                 continue;
             }
             // A peer usually sends to one group at a time: skip the inbox's lock for it.
@@ -232,6 +232,7 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
                 deliver(&mut wr, queued, &mut acked, &mut reserved).await?;
                 q.reserve().await;
             }
+            let ack_wanted = message.ack_wanted;
             let data = if message.data.len() < COPY_BELOW {
                 Bytes::copy_from_slice(&message.data)
             } else {
@@ -244,7 +245,8 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
                 data,
             };
             reserved.0.push((q, msg));
-            queued += 1;
+            // Only messages whose sender waits are counted, by both sides.
+            queued += u64::from(ack_wanted);
         }
         deliver(&mut wr, queued, &mut acked, &mut reserved).await?;
         if buf.capacity() - buf.len() < READ_CHUNK / 8 {
@@ -282,11 +284,12 @@ async fn deliver(
     acked: &mut u64,
     reserved: &mut Reserved,
 ) -> Result<()> {
-    if queued == *acked {
-        return Ok(());
-    }
-    *acked = queued;
-    let acked = wr.write_all(&wire::encode_ack(queued)).await;
+    let acked = if queued == *acked {
+        Ok(())
+    } else {
+        *acked = queued;
+        wr.write_all(&wire::encode_ack(queued)).await
+    };
     // Delivered even when the sender is gone: it was told the message may have arrived.
     for (q, msg) in reserved.0.drain(..) {
         q.push(msg);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::conn::{Ack, Conn};
+use crate::conn::Conn;
 
 use crate::config::settings;
 use crate::endpoint::ensure_listening;
@@ -76,23 +76,26 @@ pub(crate) async fn send_to(
     group: &str,
     data: Bytes,
 ) -> Result<()> {
-    post_to(pid, start_ticks, group, data).await?.1.await
+    let conn = checked_conn(pid, start_ticks, data.len()).await?;
+    conn.post(group, data).await?.await
 }
 
-/// Does what [`send_to`] does up to writing the message, and returns the connection and
-/// what resolves with the acknowledgement, without waiting for it.
-pub(crate) async fn post_to(
-    pid: u32,
-    start_ticks: Option<u64>,
-    group: &str,
-    data: Bytes,
-) -> Result<(Arc<Conn>, Ack)> {
+/// Writes a message that the receiver need not acknowledge, and returns the connection
+/// it went on, whose [`closed`](Conn::closed) tells of failure. For RPC, whose reply
+/// says the request arrived.
+/// With `batch`, more messages follow: see `Conn::post_quiet`.
+pub(crate) async fn post_to(pid: u32, group: &str, data: Bytes, batch: bool) -> Result<Arc<Conn>> {
+    let conn = checked_conn(pid, None, data.len()).await?;
+    conn.post_quiet(group, data, batch).await?;
+    Ok(conn)
+}
+
+/// The connection to `pid`, once a message of `len` bytes is known to fit both limits and
+/// (with `start_ticks`) `pid` is known to be the process meant.
+async fn checked_conn(pid: u32, start_ticks: Option<u64>, len: usize) -> Result<Arc<Conn>> {
     let limit = settings().max_message_size;
-    if data.len() > limit {
-        return Err(Error::MessageTooLarge {
-            size: data.len(),
-            limit,
-        });
+    if len > limit {
+        return Err(Error::MessageTooLarge { size: len, limit });
     }
     crate::rt::adopt_current();
     // Bind our own endpoint so the peer can answer; sending does not depend on it.
@@ -103,14 +106,13 @@ pub(crate) async fn post_to(
     if start_ticks.is_some_and(|t| t != conn.peer_start_ticks) {
         return Err(Error::NoSuchProcess(pid));
     }
-    if data.len() > conn.peer_max {
+    if len > conn.peer_max {
         return Err(Error::MessageTooLarge {
-            size: data.len(),
+            size: len,
             limit: conn.peer_max,
         });
     }
-    let ack = conn.post(group, data).await?;
-    Ok((conn, ack))
+    Ok(conn)
 }
 
 /// Waits for the next message sent to this process's default group.

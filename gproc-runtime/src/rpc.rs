@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -222,7 +222,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
                     return Err(RpcError::DeadlineExceeded);
                 }
                 let group = format!("{REQUEST_PREFIX}{}", info.name);
-                match raw_call(pid, group, Kind::Probe, info, Bytes::new(), left).await {
+                match raw_call(pid, group, Kind::Probe, info, &(), left).await {
                     Ok(_) => return Ok(()),
                     Err(RpcError::ServiceNotServed { .. })
                     | Err(RpcError::Transport(Error::NotListening(_))) => {}
@@ -248,9 +248,8 @@ where
     fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
         let (pid, info, timeout) = (self.pid, self.info, self.timeout);
         async move {
-            let body = postcard::to_allocvec(&req).map_err(|_| RpcError::Decode)?;
             let group = format!("{REQUEST_PREFIX}{}", info.name);
-            let reply = raw_call(pid, group, Kind::Call, info, Bytes::from(body), timeout).await?;
+            let reply = raw_call(pid, group, Kind::Call, info, &req, timeout).await?;
             postcard::from_bytes(&reply).map_err(|e| {
                 tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
                 RpcError::Decode
@@ -298,17 +297,12 @@ where
                 }
             }
             Kind::Probe | Kind::Call if head.fingerprint != info.fingerprint => {
-                spawn_reply(
-                    msg.sender_pid,
-                    head.id,
-                    Status::SchemaMismatch,
-                    Bytes::new(),
-                );
+                spawn_reply(msg.sender_pid, head.id, Status::SchemaMismatch);
             }
-            Kind::Probe => spawn_reply(msg.sender_pid, head.id, Status::Ok, Bytes::new()),
+            Kind::Probe => spawn_reply(msg.sender_pid, head.id, Status::Ok),
             Kind::Call => {
                 let Ok(req) = postcard::from_bytes::<S::Req>(&msg.data[REQUEST_HEAD..]) else {
-                    spawn_reply(msg.sender_pid, head.id, Status::Decode, Bytes::new());
+                    spawn_reply(msg.sender_pid, head.id, Status::Decode);
                     continue;
                 };
                 let (service, done) = (service.clone(), running.clone());
@@ -317,16 +311,14 @@ where
                 let mut tasks = lock(&running);
                 let task = tokio::spawn(async move {
                     let handler = AssertUnwindSafe(service.serve(req)).catch_unwind();
-                    let (status, body) = match tokio::time::timeout(head.timeout, handler).await {
-                        Ok(Ok(resp)) => match postcard::to_allocvec(&resp) {
-                            Ok(body) => (Status::Ok, Bytes::from(body)),
-                            Err(_) => (Status::Decode, Bytes::new()),
-                        },
-                        Ok(Err(_)) => (Status::Panicked, Bytes::new()),
-                        Err(_) => (Status::Deadline, Bytes::new()),
+                    let data = match tokio::time::timeout(head.timeout, handler).await {
+                        Ok(Ok(resp)) => encode_reply(key.1, Status::Ok, &resp),
+                        Ok(Err(_)) => encode_reply(key.1, Status::Panicked, &()),
+                        Err(_) => encode_reply(key.1, Status::Deadline, &()),
                     };
                     lock(&done).remove(&key);
-                    reply(key.0, key.1, status, body).await;
+                    let others = !lock(&done).is_empty();
+                    reply(key.0, data, others).await;
                 });
                 tasks.insert(key, task.abort_handle());
             }
@@ -349,7 +341,7 @@ pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
             INTROSPECT_GROUP.to_owned(),
             Kind::Call,
             &INTROSPECT,
-            Bytes::new(),
+            &(),
             DEFAULT_TIMEOUT,
         )
         .await?;
@@ -366,7 +358,12 @@ static INTROSPECT: ServiceInfo = ServiceInfo {
 
 /// Answers, on the endpoint's reader, the requests no `serve()` loop takes: those for
 /// services not served, and introspection. Returns whether the message was handled.
-pub(crate) fn intercept(group: &str, data: &[u8], peer: u32) -> bool {
+pub(crate) fn intercept(group: &str, data: &Bytes, peer: u32) -> bool {
+    if group == REPLY_GROUP {
+        // Straight to the waiting call, from the connection's reader: no queue, no task.
+        route_reply(data);
+        return true;
+    }
     let service = if group == INTROSPECT_GROUP {
         None
     } else if let Some(service) = group.strip_prefix(REQUEST_PREFIX) {
@@ -384,15 +381,18 @@ pub(crate) fn intercept(group: &str, data: &[u8], peer: u32) -> bool {
         (_, Kind::Cancel) => {}
         (Some(service), _) => {
             tracing::debug!(peer, service, "gproc: request for a service not served");
-            spawn_reply(peer, head.id, Status::NotServed, Bytes::new());
+            spawn_reply(peer, head.id, Status::NotServed);
         }
         (None, _) => {
             let services: Vec<ServiceDescription> = lock(registry())
                 .values()
                 .map(|info| ServiceDescription::from(*info))
                 .collect();
-            let body = postcard::to_allocvec(&services).unwrap_or_default();
-            spawn_reply(peer, head.id, Status::Ok, Bytes::from(body));
+            crate::rt::handle().spawn(reply(
+                peer,
+                encode_reply(head.id, Status::Ok, &services),
+                false,
+            ));
         }
     }
     true
@@ -425,14 +425,18 @@ struct RequestHead {
 }
 
 impl RequestHead {
-    fn encode(&self, body: &[u8]) -> Bytes {
-        let mut out = BytesMut::with_capacity(REQUEST_HEAD + body.len());
+    /// The request message: this head, then `body` encoded right after it, in one buffer.
+    fn encode(&self, body: &impl Serialize) -> Result<Bytes, RpcError> {
+        let mut out = Vec::with_capacity(REQUEST_HEAD + 64);
         out.put_u8(self.kind as u8);
         out.put_u64_le(self.id);
         out.put_u64_le(self.fingerprint);
         out.put_u64_le(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX));
-        out.put_slice(body);
-        out.freeze()
+        let out = postcard::to_extend(body, out).map_err(|e| {
+            tracing::warn!("gproc: cannot encode a request: {e}");
+            RpcError::Decode
+        })?;
+        Ok(Bytes::from(out))
     }
 
     fn decode(data: &[u8]) -> Option<RequestHead> {
@@ -485,25 +489,42 @@ impl Drop for Registration {
     }
 }
 
-fn spawn_reply(to: u32, id: u64, status: Status, body: Bytes) {
-    crate::rt::handle().spawn(reply(to, id, status, body));
+/// Sends a reply with no body, from gproc's own runtime.
+fn spawn_reply(to: u32, id: u64, status: Status) {
+    crate::rt::handle().spawn(reply(to, encode_reply(id, status, &()), false));
 }
 
-async fn reply(to: u32, id: u64, status: Status, body: Bytes) {
-    let encode = |status: Status, body: &[u8]| {
-        let mut out = BytesMut::with_capacity(REPLY_HEAD + body.len());
-        out.put_u8(status as u8);
-        out.put_u64_le(id);
-        out.put_slice(body);
-        out.freeze()
-    };
-    let sent = match post_to(to, None, REPLY_GROUP, encode(status, &body)).await {
+/// The reply message: status and id, then `body` encoded right after them, in one buffer.
+fn encode_reply(id: u64, status: Status, body: &impl Serialize) -> Bytes {
+    let mut out = Vec::with_capacity(REPLY_HEAD + 64);
+    out.put_u8(status as u8);
+    out.put_u64_le(id);
+    match postcard::to_extend(body, out) {
+        Ok(out) => Bytes::from(out),
+        Err(e) => {
+            tracing::warn!("gproc: cannot encode a reply: {e}");
+            let mut out = Vec::with_capacity(REPLY_HEAD);
+            out.put_u8(Status::Decode as u8);
+            out.put_u64_le(id);
+            Bytes::from(out)
+        }
+    }
+}
+
+/// Sends a reply; with `batch`, other replies follow and it joins their batch.
+async fn reply(to: u32, data: Bytes, batch: bool) {
+    let id = u64::from_le_bytes(data[1..REPLY_HEAD].try_into().unwrap_or_default());
+    let sent = match post_to(to, REPLY_GROUP, data, batch).await {
         // The caller must not wait out its deadline for a reply it cannot take: say why.
         Err(Error::MessageTooLarge { size, limit }) => {
-            let mut sizes = [0u8; 16];
-            sizes[..8].copy_from_slice(&(size as u64).to_le_bytes());
-            sizes[8..].copy_from_slice(&(limit as u64).to_le_bytes());
-            post_to(to, None, REPLY_GROUP, encode(Status::TooLarge, &sizes)).await
+            let sizes = (size as u64, limit as u64);
+            post_to(
+                to,
+                REPLY_GROUP,
+                encode_reply(id, Status::TooLarge, &sizes),
+                batch,
+            )
+            .await
         }
         other => other,
     };
@@ -516,31 +537,28 @@ type Waiting = Mutex<HashMap<u64, oneshot::Sender<(Status, Bytes)>>>;
 
 fn waiting() -> &'static Waiting {
     static WAITING: OnceLock<Waiting> = OnceLock::new();
-    WAITING.get_or_init(|| {
-        crate::rt::handle().spawn(route_replies());
-        Default::default()
-    })
+    WAITING.get_or_init(Default::default)
 }
 
-async fn route_replies() {
-    while let Ok(msg) = receive_any(REPLY_GROUP).await {
-        let (Some(&status), Some(id)) = (msg.data.first(), msg.data.get(1..REPLY_HEAD)) else {
-            continue;
-        };
-        let id = u64::from_le_bytes(id.try_into().unwrap_or_default());
-        let status = match status {
-            0 => Status::Ok,
-            1 => Status::NotServed,
-            2 => Status::SchemaMismatch,
-            3 => Status::Decode,
-            4 => Status::Panicked,
-            5 => Status::Deadline,
-            6 => Status::TooLarge,
-            _ => Status::Decode,
-        };
-        if let Some(tx) = lock(waiting()).remove(&id) {
-            let _ = tx.send((status, msg.data.slice(REPLY_HEAD..)));
-        }
+/// Hands a reply to the call waiting for it; a reply nobody waits for (the call was
+/// dropped, or timed out) is dropped.
+fn route_reply(data: &Bytes) {
+    let (Some(&status), Some(id)) = (data.first(), data.get(1..REPLY_HEAD)) else {
+        return;
+    };
+    let id = u64::from_le_bytes(id.try_into().unwrap_or_default());
+    let status = match status {
+        0 => Status::Ok,
+        1 => Status::NotServed,
+        2 => Status::SchemaMismatch,
+        3 => Status::Decode,
+        4 => Status::Panicked,
+        5 => Status::Deadline,
+        6 => Status::TooLarge,
+        _ => Status::Decode,
+    };
+    if let Some(tx) = lock(waiting()).remove(&id) {
+        let _ = tx.send((status, data.slice(REPLY_HEAD..)));
     }
 }
 
@@ -563,10 +581,12 @@ impl Drop for Pending {
                 fingerprint: 0,
                 timeout: Duration::ZERO,
             };
-            let (pid, group, data) = (self.pid, std::mem::take(&mut self.group), head.encode(&[]));
-            crate::rt::handle().spawn(async move {
-                let _ = send_to(pid, None, &group, data).await;
-            });
+            let (pid, group) = (self.pid, std::mem::take(&mut self.group));
+            if let Ok(data) = head.encode(&()) {
+                crate::rt::handle().spawn(async move {
+                    let _ = send_to(pid, None, &group, data).await;
+                });
+            }
         }
     }
 }
@@ -576,7 +596,7 @@ async fn raw_call(
     group: String,
     kind: Kind,
     info: &'static ServiceInfo,
-    body: Bytes,
+    body: &impl Serialize,
     timeout: Duration,
 ) -> Result<Bytes, RpcError> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -597,13 +617,15 @@ async fn raw_call(
         fingerprint: info.fingerprint,
         timeout,
     };
-    let data = head.encode(&body);
+    let data = head.encode(body)?;
     // The reply tells of delivery, and a closed connection of failure: no need to wait
     // for the acknowledgement.
-    let sent = post_to(pid, None, &pending.group, data);
+    // Other calls in flight: this request can join their batch.
+    let batch = lock(waiting()).len() > 1;
+    let sent = post_to(pid, &pending.group, data, batch);
     let conn = tokio::select! {
         sent = sent => match sent {
-            Ok((conn, _ack)) => conn,
+            Ok(conn) => conn,
             Err(e) => {
                 pending.answered = true;
                 return Err(RpcError::Transport(e));

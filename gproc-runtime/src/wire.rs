@@ -34,6 +34,9 @@ pub const MAX_GROUP_LEN: usize = 255;
 
 const KIND_MESSAGE: u8 = 1;
 const KIND_ACK: u8 = 2;
+/// A message whose sender does not wait for its acknowledgement (an RPC request or reply,
+/// whose answer says it arrived): the receiver need not acknowledge it at once.
+const KIND_MESSAGE_QUIET: u8 = 3;
 
 /// A decoding failure. The connection it came from is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,11 +195,22 @@ pub fn max_frame_body(max_message: usize) -> usize {
 ///
 /// The data follows as it is; it is never copied element by element.
 pub fn put_message_head(out: &mut BytesMut, group: &str, data_len: usize) {
+    put_head(out, group, data_len, KIND_MESSAGE);
+}
+
+/// As [`put_message_head`], for a message whose sender does not wait for its
+/// acknowledgement: the receiver may acknowledge it later, with the next message that
+/// wants one (cumulative acknowledgements cover both).
+pub fn put_quiet_message_head(out: &mut BytesMut, group: &str, data_len: usize) {
+    put_head(out, group, data_len, KIND_MESSAGE_QUIET);
+}
+
+fn put_head(out: &mut BytesMut, group: &str, data_len: usize, kind: u8) {
     debug_assert!(group.len() <= MAX_GROUP_LEN);
     let body = 2 + group.len() + data_len;
     out.reserve(LEN_PREFIX + 2 + group.len());
     out.put_u32_le(body as u32);
-    out.put_u8(KIND_MESSAGE);
+    out.put_u8(kind);
     out.put_u8(group.len() as u8);
     out.put_slice(group.as_bytes());
 }
@@ -229,6 +243,8 @@ pub struct Message {
     pub group: String,
     /// The payload, sharing the frame's buffer.
     pub data: Bytes,
+    /// Whether its sender waits for the acknowledgement.
+    pub ack_wanted: bool,
 }
 
 /// Decodes one whole frame (prefix included), as delimited by [`frame_len`].
@@ -240,9 +256,11 @@ pub fn decode_message(mut frame: Bytes) -> Result<Message, WireError> {
     if body_len != frame.len() - LEN_PREFIX {
         return Err(WireError::Malformed("frame (length does not match)"));
     }
-    if frame[4] != KIND_MESSAGE {
-        return Err(WireError::Malformed("frame (unknown kind)"));
-    }
+    let ack_wanted = match frame[4] {
+        KIND_MESSAGE => true,
+        KIND_MESSAGE_QUIET => false,
+        _ => return Err(WireError::Malformed("frame (unknown kind)")),
+    };
     let group_len = frame[5] as usize;
     let head = LEN_PREFIX + 2 + group_len;
     if frame.len() < head {
@@ -252,7 +270,11 @@ pub fn decode_message(mut frame: Bytes) -> Result<Message, WireError> {
         .map_err(|_| WireError::Malformed("group name (not UTF-8)"))?
         .to_owned();
     let data = frame.split_off(head);
-    Ok(Message { group, data })
+    Ok(Message {
+        group,
+        data,
+        ack_wanted,
+    })
 }
 
 /// Encodes an acknowledgement of every message up to `count`.
@@ -520,7 +542,7 @@ mod tests {
             malformed(decode_message(Bytes::from(good[..good.len() - 1].to_vec()))),
             "frame (length does not match)"
         );
-        for kind in [0u8, KIND_ACK, 3, 0xFF] {
+        for kind in [0u8, KIND_ACK, 4, 0xFF] {
             let mut f = good.clone();
             f[4] = kind;
             assert_eq!(
@@ -528,6 +550,19 @@ mod tests {
                 "frame (unknown kind)"
             );
         }
+        let mut quiet = BytesMut::new();
+        put_quiet_message_head(&mut quiet, "g", 4);
+        quiet.extend_from_slice(b"data");
+        let decoded = decode_message(quiet.freeze()).expect("a quiet frame decodes");
+        assert!(
+            !decoded.ack_wanted,
+            "a quiet frame wants no acknowledgement"
+        );
+        assert!(
+            decode_message(Bytes::from(good.clone()))
+                .expect("decodes")
+                .ack_wanted
+        );
         let mut f = good.clone();
         f[5] = 6; // "g" + "data" is 5 bytes.
         assert_eq!(
