@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::identity::{is_alive, own_start_ticks, pid};
 use crate::inbox::{queue, Msg, Queue};
 use crate::messaging::RESERVED_PREFIX;
+use crate::rpc::Intercepted;
 use crate::wire::{self, Hello, Status, Welcome};
 
 /// Messages at most this long are copied out of the read buffer, so that a small message
@@ -209,11 +210,21 @@ async fn read_messages(stream: UnixStream, peer_pid: u32) -> Result<()> {
             }
             let frame = buf.split_to(len).freeze();
             let message = wire::decode_message(frame).map_err(protocol)?;
-            if message.group.starts_with(RESERVED_PREFIX)
-                && crate::rpc::intercept(&message.group, &message.data, peer_pid)
-            {
-                queued += u64::from(message.ack_wanted);
-                continue;
+            if message.group.starts_with(RESERVED_PREFIX) {
+                match crate::rpc::intercept(&message.group, &message.data, peer_pid) {
+                    Intercepted::No => {}
+                    Intercepted::Done => {
+                        queued += u64::from(message.ack_wanted);
+                        continue;
+                    }
+                    Intercepted::Request(request) => {
+                        // A service at its limit stops this reader, as a full queue does.
+                        deliver(&mut wr, queued, &mut acked, &mut reserved).await?;
+                        request.dispatch().await;
+                        queued += u64::from(message.ack_wanted);
+                        continue;
+                    }
+                }
             }
             // A peer usually sends to one group at a time: skip the inbox's lock for it.
             let q = match &last {

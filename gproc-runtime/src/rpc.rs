@@ -22,11 +22,11 @@ use bytes::{BufMut, Bytes};
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::endpoint::ensure_listening;
 use crate::error::Error;
-use crate::messaging::{post_to, receive_any, send_to};
+use crate::messaging::{post_to, send_to};
 
 /// The default deadline of a call: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -278,49 +278,95 @@ where
     S::Resp: Serialize,
 {
     let info = service.info();
-    let _registration = Registration::new(info)?;
+    let dispatcher = Arc::new(Dispatcher {
+        service,
+        runtime: tokio::runtime::Handle::current(),
+        running: Mutex::new(HashMap::new()),
+    });
+    let _registration = Registration::new(info, dispatcher)?;
     ensure_listening()?;
-    let service = Arc::new(service);
-    let running: Arc<Mutex<HashMap<(u32, u64), tokio::task::AbortHandle>>> = Default::default();
-    let group = format!("{REQUEST_PREFIX}{}", info.name);
-    loop {
-        let msg = receive_any(&group).await?;
-        let Some(head) = RequestHead::decode(&msg.data) else {
-            tracing::warn!(peer = msg.sender_pid, "gproc: malformed request header");
-            continue;
-        };
-        let key = (msg.sender_pid, head.id);
+    crate::rt::adopt_current();
+    // Requests are dispatched by the connections' readers, straight into handler tasks
+    // on this runtime; this future only keeps the service registered.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// What a connection's reader hands a request of a served service to.
+trait Dispatch: Send + Sync {
+    fn info(&self) -> &'static ServiceInfo;
+    /// Starts handling a request (decoded head, whole message) from `peer`. `permit` is
+    /// the request's place among those the service runs at once.
+    fn dispatch(
+        self: Arc<Self>,
+        peer: u32,
+        head: RequestHead,
+        data: Bytes,
+        permit: Option<OwnedSemaphorePermit>,
+    );
+}
+
+struct Dispatcher<S> {
+    service: S,
+    /// Where handlers run: the runtime that called `serve()`.
+    runtime: tokio::runtime::Handle,
+    /// Running handlers, by caller and call id, for cancellation.
+    running: Mutex<HashMap<(u32, u64), tokio::task::AbortHandle>>,
+}
+
+impl<S> Dispatch for Dispatcher<S>
+where
+    S: Serve,
+    S::Req: DeserializeOwned,
+    S::Resp: Serialize,
+{
+    fn info(&self) -> &'static ServiceInfo {
+        self.service.info()
+    }
+
+    fn dispatch(
+        self: Arc<Self>,
+        peer: u32,
+        head: RequestHead,
+        data: Bytes,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let key = (peer, head.id);
         match head.kind {
             Kind::Cancel => {
-                if let Some(task) = lock(&running).remove(&key) {
+                if let Some(task) = lock(&self.running).remove(&key) {
                     task.abort();
                 }
             }
-            Kind::Probe | Kind::Call if head.fingerprint != info.fingerprint => {
-                spawn_reply(msg.sender_pid, head.id, Status::SchemaMismatch);
+            Kind::Probe | Kind::Call if head.fingerprint != self.info().fingerprint => {
+                spawn_reply(peer, head.id, Status::SchemaMismatch);
             }
-            Kind::Probe => spawn_reply(msg.sender_pid, head.id, Status::Ok),
+            Kind::Probe => spawn_reply(peer, head.id, Status::Ok),
             Kind::Call => {
-                let Ok(req) = postcard::from_bytes::<S::Req>(&msg.data[REQUEST_HEAD..]) else {
-                    spawn_reply(msg.sender_pid, head.id, Status::Decode);
-                    continue;
+                let Ok(req) = postcard::from_bytes::<S::Req>(&data[REQUEST_HEAD..]) else {
+                    spawn_reply(peer, head.id, Status::Decode);
+                    return;
                 };
-                let (service, done) = (service.clone(), running.clone());
+                let this = self.clone();
                 // Held while spawning, so that a handler finishing at once removes an
                 // entry that is already there.
-                let mut tasks = lock(&running);
-                let task = tokio::spawn(async move {
-                    let handler = AssertUnwindSafe(service.serve(req)).catch_unwind();
+                let mut running = lock(&self.running);
+                let task = self.runtime.spawn(async move {
+                    let _permit = permit;
+                    let handler = AssertUnwindSafe(this.service.serve(req)).catch_unwind();
                     let data = match tokio::time::timeout(head.timeout, handler).await {
-                        Ok(Ok(resp)) => encode_reply(key.1, Status::Ok, &resp),
-                        Ok(Err(_)) => encode_reply(key.1, Status::Panicked, &()),
-                        Err(_) => encode_reply(key.1, Status::Deadline, &()),
+                        Ok(Ok(resp)) => encode_reply(head.id, Status::Ok, &resp),
+                        Ok(Err(_)) => encode_reply(head.id, Status::Panicked, &()),
+                        Err(_) => encode_reply(head.id, Status::Deadline, &()),
                     };
-                    lock(&done).remove(&key);
-                    let others = !lock(&done).is_empty();
-                    reply(key.0, data, others).await;
+                    let others = {
+                        let mut running = lock(&this.running);
+                        running.remove(&key);
+                        !running.is_empty()
+                    };
+                    reply(peer, data, others).await;
                 });
-                tasks.insert(key, task.abort_handle());
+                running.insert(key, task.abort_handle());
             }
         }
     }
@@ -356,37 +402,86 @@ static INTROSPECT: ServiceInfo = ServiceInfo {
     methods: &[],
 };
 
-/// Answers, on the endpoint's reader, the requests no `serve()` loop takes: those for
-/// services not served, and introspection. Returns whether the message was handled.
-pub(crate) fn intercept(group: &str, data: &Bytes, peer: u32) -> bool {
+/// What a connection's reader does with a message in a reserved group.
+pub(crate) enum Intercepted {
+    /// Not RPC traffic: queue it as any message.
+    No,
+    /// Answered or routed already.
+    Done,
+    /// A request for a served service: wait for room, then hand it over.
+    Request(Request),
+}
+
+/// A request for a served service, waiting for room to run.
+pub(crate) struct Request {
+    served: Served,
+    peer: u32,
+    head: RequestHead,
+    data: Bytes,
+}
+
+impl Request {
+    /// Waits until the service may run one more request, then starts it.
+    pub(crate) async fn dispatch(self) {
+        let Request {
+            served,
+            peer,
+            head,
+            data,
+        } = self;
+        // A cancellation frees room: it must not wait for any.
+        let permit = match head.kind {
+            Kind::Cancel => None,
+            _ => match served.slots.acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return,
+            },
+        };
+        served.dispatcher.dispatch(peer, head, data, permit);
+    }
+}
+
+/// Takes, on the endpoint's reader, the RPC traffic: replies go to their waiting calls,
+/// requests to their service's handlers (or are answered `ServiceNotServed`), and
+/// introspection is answered.
+pub(crate) fn intercept(group: &str, data: &Bytes, peer: u32) -> Intercepted {
     if group == REPLY_GROUP {
         // Straight to the waiting call, from the connection's reader: no queue, no task.
         route_reply(data);
-        return true;
+        return Intercepted::Done;
     }
     let service = if group == INTROSPECT_GROUP {
         None
     } else if let Some(service) = group.strip_prefix(REQUEST_PREFIX) {
-        if lock(registry()).contains_key(service) {
-            return false;
-        }
         Some(service)
     } else {
-        return false;
+        return Intercepted::No;
     };
     let Some(head) = RequestHead::decode(data) else {
-        return true;
+        tracing::warn!(peer, "gproc: malformed request header");
+        return Intercepted::Done;
     };
-    match (service, head.kind) {
-        (_, Kind::Cancel) => {}
-        (Some(service), _) => {
-            tracing::debug!(peer, service, "gproc: request for a service not served");
-            spawn_reply(peer, head.id, Status::NotServed);
-        }
-        (None, _) => {
+    match service {
+        Some(service) => match lock(registry()).get(service).cloned() {
+            Some(served) => {
+                return Intercepted::Request(Request {
+                    served,
+                    peer,
+                    head,
+                    data: data.clone(),
+                })
+            }
+            None if head.kind == Kind::Cancel => {}
+            None => {
+                tracing::debug!(peer, service, "gproc: request for a service not served");
+                spawn_reply(peer, head.id, Status::NotServed);
+            }
+        },
+        None if head.kind == Kind::Cancel => {}
+        None => {
             let services: Vec<ServiceDescription> = lock(registry())
                 .values()
-                .map(|info| ServiceDescription::from(*info))
+                .map(|served| ServiceDescription::from(served.dispatcher.info()))
                 .collect();
             crate::rt::handle().spawn(reply(
                 peer,
@@ -395,7 +490,7 @@ pub(crate) fn intercept(group: &str, data: &Bytes, peer: u32) -> bool {
             ));
         }
     }
-    true
+    Intercepted::Done
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,8 +557,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn registry() -> &'static Mutex<HashMap<&'static str, &'static ServiceInfo>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<&'static str, &'static ServiceInfo>>> = OnceLock::new();
+/// A served service: its dispatcher, and room for the requests it runs at once.
+#[derive(Clone)]
+struct Served {
+    dispatcher: Arc<dyn Dispatch>,
+    slots: Arc<Semaphore>,
+}
+
+fn registry() -> &'static Mutex<HashMap<&'static str, Served>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<&'static str, Served>>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
@@ -471,14 +573,17 @@ fn registry() -> &'static Mutex<HashMap<&'static str, &'static ServiceInfo>> {
 struct Registration(&'static ServiceInfo);
 
 impl Registration {
-    fn new(info: &'static ServiceInfo) -> Result<Self, RpcError> {
+    fn new(info: &'static ServiceInfo, dispatcher: Arc<dyn Dispatch>) -> Result<Self, RpcError> {
         let mut map = lock(registry());
         if map.contains_key(info.name) {
             return Err(RpcError::AlreadyServed {
                 service: info.name.to_owned(),
             });
         }
-        map.insert(info.name, info);
+        // As many requests run at once as a queue holds messages: past that, the readers
+        // stop reading, and callers wait (backpressure, as for raw messages).
+        let slots = Arc::new(Semaphore::new(crate::config::settings().queue_capacity));
+        map.insert(info.name, Served { dispatcher, slots });
         Ok(Registration(info))
     }
 }
