@@ -24,9 +24,9 @@ const LARGE_SIZE: usize = 64 * 1024;
 
 type Res<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
 
-// gproc does its socket I/O on a thread of its own; this runtime only awaits its results,
-// so one thread is enough (and, on a small machine, gives steadier round-trip times).
-#[tokio::main(flavor = "current_thread")]
+// A multi-thread runtime, as most programs have: gproc's connections then live on it, and
+// a message wakes its receiving task without a hop to another thread.
+#[tokio::main]
 async fn main() -> Res {
     match std::env::var(ROLE_ENV) {
         Ok(index) => worker(index.parse()?).await,
