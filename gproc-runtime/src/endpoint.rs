@@ -22,8 +22,10 @@ use crate::wire::{self, Hello, Status, Welcome};
 /// Messages at most this long are copied out of the read buffer, so that a small message
 /// waiting in a queue does not pin a whole read buffer.
 const COPY_BELOW: usize = 4096;
-/// How much a reader asks the kernel for at once: a 64 KiB message and its head fit.
-const READ_CHUNK: usize = 128 * 1024;
+/// How much a reader asks the kernel for at once: a 64 KiB message and its head fit, and
+/// the buffer stays under glibc's mmap threshold (128 KiB), so that a new one is taken
+/// from the heap rather than mapped, faulted in page by page and unmapped for each message.
+const READ_CHUNK: usize = 64 * 1024 + 1024;
 
 /// Binds this process's endpoint if it is not bound yet.
 ///
