@@ -30,9 +30,11 @@
 //! Scenarios: `add_gproc`, `add_tarpc`, `echo_gproc`, `echo_tarpc`, `echo_uds`,
 //! `inflight_gproc`, `inflight_tarpc`.
 
-use std::io::{BufRead, BufReader, Read};
+mod support;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,9 +47,8 @@ use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-const ROLE: &str = "GPROC_BENCH_ROLE";
-const DRIVER: &str = "GPROC_BENCH_DRIVER";
-const PROBE: &str = "GPROC_BENCH_PROBE";
+use support::{PROBE, STARTUP_TIMEOUT};
+
 /// The tarpc socket and the raw echo socket, in the shared `GPROC_DIR` (not named
 /// `<pid>.sock`, so gproc's sweep of stale endpoints leaves them alone).
 const TARPC_NAME: &str = "tarpc.uds";
@@ -55,8 +56,6 @@ const UDS_NAME: &str = "echo.uds";
 /// Calls in flight in the throughput benchmark, one task each.
 const IN_FLIGHT: u64 = 64;
 const LARGE: usize = 64 * 1024;
-/// How long the driver waits for the peer's `ready` line, and for a first call.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The service gproc serves.
 #[gproc::service]
@@ -100,161 +99,7 @@ impl BenchRpc for Server {
 }
 
 fn main() -> ExitCode {
-    if std::env::var(ROLE).is_ok_and(|r| r == "peer") {
-        return peer();
-    }
-    match std::env::var(DRIVER) {
-        Ok(placement) if placement == "pinned" || placement == "unpinned" => driver(&placement),
-        Ok(other) => {
-            eprintln!("{DRIVER} must be `pinned` or `unpinned`, not {other:?}");
-            ExitCode::FAILURE
-        }
-        Err(_) => top_level(),
-    }
-}
-
-/// Runs the pinned driver, then the unpinned one, each as a fresh process.
-fn top_level() -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("cannot find this benchmark's executable: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let mut failed = Vec::new();
-    for placement in ["pinned", "unpinned"] {
-        let status = Command::new(&exe)
-            .args(&args)
-            .env(DRIVER, placement)
-            .env_remove(ROLE)
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => failed.push(format!("{placement} driver: {s}")),
-            Err(e) => failed.push(format!("{placement} driver did not start: {e}")),
-        }
-    }
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        for f in &failed {
-            eprintln!("benchmark failed: {f}");
-        }
-        ExitCode::FAILURE
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Driver
-
-fn driver(placement: &str) -> ExitCode {
-    // Before any runtime or gproc thread exists: threads and the child inherit the mask.
-    if placement == "pinned" {
-        match pin_to_one_cpu() {
-            Ok(cpu) => eprintln!("[rpc bench] pinned driver and peer to CPU {cpu}"),
-            Err(e) => {
-                eprintln!("[rpc bench] cannot pin to a CPU: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        let cpus = rustix::thread::sched_getaffinity(None).map_or(0, |s| s.count());
-        eprintln!("[rpc bench] unpinned: driver and peer may run on {cpus} CPUs");
-    }
-
-    let dir = match tempfile::Builder::new().prefix("gproc-bench-").tempdir() {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("cannot create a temporary directory: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = gproc::Config::new().dir(dir.path()).install() {
-        eprintln!("cannot configure gproc: {e}");
-        return ExitCode::FAILURE;
-    }
-
-    let mut peer = match start_peer(dir.path()) {
-        Ok(peer) => peer,
-        Err(e) => {
-            eprintln!("cannot start the peer: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = run_driver(placement, dir.path(), peer.id());
-    stop_peer(&mut peer);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("[rpc bench] {placement} driver failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Restricts this thread (and so every thread and child started after) to the lowest CPU
-/// it may run on, CPU 0 unless a cgroup excludes it.
-fn pin_to_one_cpu() -> std::io::Result<usize> {
-    let allowed = rustix::thread::sched_getaffinity(None)?;
-    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
-        .find(|&c| allowed.is_set(c))
-        .unwrap_or(0);
-    let mut only = rustix::thread::CpuSet::new();
-    only.set(cpu);
-    rustix::thread::sched_setaffinity(None, &only)?;
-    Ok(cpu)
-}
-
-/// Starts the peer and waits for its `ready` line (it serves all three sockets by then).
-fn start_peer(dir: &Path) -> Result<Child, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .env(ROLE, "peer")
-        .env(gproc::ENV_DIR, dir)
-        .env_remove(DRIVER)
-        .env_remove(PROBE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next();
-        let _ = tx.send(first);
-        // Keep draining, so that the peer never blocks on a full pipe.
-        for _ in lines {}
-    });
-    match rx.recv_timeout(STARTUP_TIMEOUT) {
-        Ok(Some(Ok(line))) if line.trim() == "ready" => Ok(child),
-        outcome => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(format!("the peer did not report ready: {outcome:?}"))
-        }
-    }
-}
-
-/// Closes the peer's stdin, which makes it exit, and reaps it.
-fn stop_peer(peer: &mut Child) {
-    drop(peer.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match peer.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                eprintln!("[rpc bench] the peer did not exit; killing it");
-                let _ = peer.kill();
-                let _ = peer.wait();
-                return;
-            }
-        }
-    }
+    support::main("rpc", peer, run_driver)
 }
 
 /// The client end of the raw echo connection, shared by the benchmark iterations.
