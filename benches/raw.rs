@@ -31,10 +31,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use support::{PROBE, STARTUP_TIMEOUT};
+use support::{frame, payload, uds_echo_server, uds_round_trips, Uds, PROBE, STARTUP_TIMEOUT};
 
 /// The tokio echo socket, in the shared `GPROC_DIR` (not named `<pid>.sock`, so gproc's
 /// sweep of stale endpoints leaves it alone).
@@ -49,9 +48,6 @@ const LARGE: usize = 64 * 1024;
 fn main() -> ExitCode {
     support::main("raw", peer, run_driver)
 }
-
-/// The client end of the tokio echo connection, shared by the benchmark iterations.
-type Uds = Arc<tokio::sync::Mutex<(UnixStream, BytesMut)>>;
 
 fn run_driver(placement: &str, dir: &Path, peer: u32) -> Result<(), String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
@@ -151,18 +147,6 @@ async fn run_probe(probe: &str, peer: u32, uds: Uds) -> Result<(), String> {
     Ok(())
 }
 
-fn payload(size: usize) -> Bytes {
-    (0..size).map(|i| i as u8).collect::<Vec<u8>>().into()
-}
-
-/// `data` behind its u32 little-endian length.
-fn frame(data: &[u8]) -> Bytes {
-    let mut framed = Vec::with_capacity(4 + data.len());
-    framed.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    framed.extend_from_slice(data);
-    framed.into()
-}
-
 /// `send` to the peer's default group, then `receive` its echo, `iters` times.
 async fn gproc_round_trips(peer: u32, data: Bytes, iters: u64) -> Duration {
     let start = Instant::now();
@@ -172,48 +156,6 @@ async fn gproc_round_trips(peer: u32, data: Bytes, iters: u64) -> Duration {
         assert_eq!(echo.data.len(), data.len(), "echo of another size");
     }
     start.elapsed()
-}
-
-/// Writes the length-prefixed `framed` message and reads the echoed frame, `iters` times.
-async fn uds_round_trips(uds: Uds, framed: Bytes, iters: u64) -> Duration {
-    let mut guard = uds.lock().await;
-    let (stream, buf) = &mut *guard;
-    let start = Instant::now();
-    for _ in 0..iters {
-        stream
-            .write_all(&framed)
-            .await
-            .expect("write to echo socket");
-        let echo = read_frame(stream, buf)
-            .await
-            .expect("read from echo socket")
-            .expect("the echo socket closed");
-        assert_eq!(echo.len(), framed.len(), "echo of another size");
-    }
-    start.elapsed()
-}
-
-/// Reads one length-prefixed frame (prefix included) with as few reads as the kernel allows;
-/// `None` at a clean end of stream.
-async fn read_frame(stream: &mut UnixStream, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
-    loop {
-        if buf.len() >= 4 {
-            let len = 4 + u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if buf.len() >= len {
-                return Ok(Some(buf.split_to(len).freeze()));
-            }
-            buf.reserve(len - buf.len());
-        } else {
-            buf.reserve(64 * 1024);
-        }
-        if stream.read_buf(buf).await? == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-    }
 }
 
 /// `iters` acknowledged 16-byte sends to the peer's `sink` group from [`SENDERS`] tasks.
@@ -299,20 +241,4 @@ async fn gproc_echo() {
 
 async fn drain_sink() {
     while gproc::receive_group(SINK).await.is_ok() {}
-}
-
-async fn uds_echo_server(listener: UnixListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(uds_echo(stream));
-    }
-}
-
-/// Echoes each length-prefixed frame, prefix included, in one write.
-async fn uds_echo(mut stream: UnixStream) {
-    let mut buf = BytesMut::new();
-    while let Ok(Some(frame)) = read_frame(&mut stream, &mut buf).await {
-        if stream.write_all(&frame).await.is_err() {
-            return;
-        }
-    }
 }

@@ -44,10 +44,9 @@ use futures_util::{Future, StreamExt};
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use support::{PROBE, STARTUP_TIMEOUT};
+use support::{frame, payload, uds_echo_server, uds_round_trips, Uds, PROBE, STARTUP_TIMEOUT};
 
 /// The tarpc socket and the raw echo socket, in the shared `GPROC_DIR` (not named
 /// `<pid>.sock`, so gproc's sweep of stale endpoints leaves them alone).
@@ -101,9 +100,6 @@ impl BenchRpc for Server {
 fn main() -> ExitCode {
     support::main("rpc", peer, run_driver)
 }
-
-/// The client end of the raw echo connection, shared by the benchmark iterations.
-type Uds = Arc<tokio::sync::Mutex<(UnixStream, BytesMut)>>;
 
 /// Everything a scenario calls through.
 #[derive(Clone)]
@@ -281,10 +277,6 @@ async fn run_probe(probe: &str, clients: &Clients) -> Result<(), String> {
     Ok(())
 }
 
-fn payload(size: usize) -> Bytes {
-    (0..size).map(|i| i as u8).collect::<Vec<u8>>().into()
-}
-
 /// `iters` sequential `add` calls through gproc.
 async fn gproc_adds(client: BenchClient, iters: u64) -> Duration {
     let start = Instant::now();
@@ -349,56 +341,6 @@ where
     start.elapsed()
 }
 
-/// `data` behind its u32 little-endian length.
-fn frame(data: &[u8]) -> Bytes {
-    let mut framed = Vec::with_capacity(4 + data.len());
-    framed.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    framed.extend_from_slice(data);
-    framed.into()
-}
-
-/// Writes the length-prefixed `framed` message and reads the echoed frame, `iters` times.
-async fn uds_round_trips(uds: Uds, framed: Bytes, iters: u64) -> Duration {
-    let mut guard = uds.lock().await;
-    let (stream, buf) = &mut *guard;
-    let start = Instant::now();
-    for _ in 0..iters {
-        stream
-            .write_all(&framed)
-            .await
-            .expect("write to echo socket");
-        let echo = read_frame(stream, buf)
-            .await
-            .expect("read from echo socket")
-            .expect("the echo socket closed");
-        assert_eq!(echo.len(), framed.len(), "echo of another size");
-    }
-    start.elapsed()
-}
-
-/// Reads one length-prefixed frame (prefix included) with as few reads as the kernel allows;
-/// `None` at a clean end of stream.
-async fn read_frame(stream: &mut UnixStream, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
-    loop {
-        if buf.len() >= 4 {
-            let len = 4 + u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if buf.len() >= len {
-                return Ok(Some(buf.split_to(len).freeze()));
-            }
-            buf.reserve(len - buf.len());
-        } else {
-            buf.reserve(64 * 1024);
-        }
-        if stream.read_buf(buf).await? == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Peer
 
@@ -459,21 +401,5 @@ async fn tarpc_server(listener: UnixListener) {
                 tokio::spawn(response);
             });
         tokio::spawn(requests);
-    }
-}
-
-async fn uds_echo_server(listener: UnixListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(uds_echo(stream));
-    }
-}
-
-/// Echoes each length-prefixed frame, prefix included, in one write.
-async fn uds_echo(mut stream: UnixStream) {
-    let mut buf = BytesMut::new();
-    while let Ok(Some(frame)) = read_frame(&mut stream, &mut buf).await {
-        if stream.write_all(&frame).await.is_err() {
-            return;
-        }
     }
 }

@@ -5,7 +5,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
 
 /// Set to `peer` in the peer process.
 pub const ROLE: &str = "GPROC_BENCH_ROLE";
@@ -176,6 +181,85 @@ fn stop_peer(name: &str, peer: &mut Child) {
                 let _ = peer.wait();
                 return;
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The plain Unix-socket reference: length-prefixed frames, echoed by the peer
+
+/// The client end of the tokio echo connection, shared by the benchmark iterations.
+pub type Uds = Arc<tokio::sync::Mutex<(UnixStream, BytesMut)>>;
+
+pub fn payload(size: usize) -> Bytes {
+    (0..size).map(|i| i as u8).collect::<Vec<u8>>().into()
+}
+
+/// `data` behind its u32 little-endian length.
+pub fn frame(data: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(4 + data.len());
+    framed.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    framed.extend_from_slice(data);
+    framed.into()
+}
+
+/// Writes the length-prefixed `framed` message and reads the echoed frame, `iters` times.
+pub async fn uds_round_trips(uds: Uds, framed: Bytes, iters: u64) -> Duration {
+    let mut guard = uds.lock().await;
+    let (stream, buf) = &mut *guard;
+    let start = Instant::now();
+    for _ in 0..iters {
+        stream
+            .write_all(&framed)
+            .await
+            .expect("write to echo socket");
+        let echo = read_frame(stream, buf)
+            .await
+            .expect("read from echo socket")
+            .expect("the echo socket closed");
+        assert_eq!(echo.len(), framed.len(), "echo of another size");
+    }
+    start.elapsed()
+}
+
+/// Reads one length-prefixed frame (prefix included) with as few reads as the kernel allows;
+/// `None` at a clean end of stream.
+pub async fn read_frame(
+    stream: &mut UnixStream,
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<Bytes>> {
+    loop {
+        if buf.len() >= 4 {
+            let len = 4 + u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if buf.len() >= len {
+                return Ok(Some(buf.split_to(len).freeze()));
+            }
+            buf.reserve(len - buf.len());
+        } else {
+            buf.reserve(64 * 1024);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+    }
+}
+
+pub async fn uds_echo_server(listener: UnixListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(uds_echo(stream));
+    }
+}
+
+/// Echoes each length-prefixed frame, prefix included, in one write.
+pub async fn uds_echo(mut stream: UnixStream) {
+    let mut buf = BytesMut::new();
+    while let Ok(Some(frame)) = read_frame(&mut stream, &mut buf).await {
+        if stream.write_all(&frame).await.is_err() {
+            return;
         }
     }
 }
