@@ -68,10 +68,19 @@ pub(crate) fn adopt_current() {
     if HOME_ALIVE.load(Ordering::Acquire) {
         return;
     }
+    thread_local! {
+        /// This thread's runtime lacks a driver: do not probe it (and panic inside) again.
+        static REJECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
     let Ok(current) = Handle::try_current() else {
         return;
     };
-    if current.runtime_flavor() != RuntimeFlavor::MultiThread || !has_drivers(&current) {
+    if current.runtime_flavor() != RuntimeFlavor::MultiThread || REJECTED.get() {
+        return;
+    }
+    if !has_drivers(&current) {
+        tracing::debug!("gproc: the caller's runtime lacks the I/O or time driver; not using it");
+        REJECTED.set(true);
         return;
     }
     let mut slot = home_slot().lock().unwrap_or_else(|e| e.into_inner());
@@ -104,7 +113,9 @@ pub(crate) fn adopt_current() {
     HOME_ALIVE.store(true, Ordering::Release);
 }
 
-/// Whether `runtime` has the I/O and time drivers (registering without them panics).
+/// Whether `runtime` has the I/O and time drivers. tokio offers no query: registering
+/// without them panics, so this catches that panic (whose message the panic hook prints,
+/// once per thread of such a runtime).
 fn has_drivers(runtime: &Handle) -> bool {
     let _context = runtime.enter();
     std::panic::catch_unwind(|| {
