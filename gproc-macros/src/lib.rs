@@ -2,8 +2,8 @@
 //! attribute. Depend on `gproc`, which re-exports it; this crate's API is not stable on
 //! its own.
 //!
-//! The macro works in three stages, one module each: [`ast`] builds a model of the trait
-//! from syn, [`check`] validates it with every error combined, and [`expand`] emits the
+//! The macro works in three stages, one module each: `ast` builds a model of the trait
+//! from syn, `check` validates it with every error combined, and `expand` emits the
 //! trait, the request/response enums, the client and the server.
 
 mod ast;
