@@ -238,9 +238,9 @@ fn require_other_uid() {
     if !is_root() {
         skip("not running as root: cannot start a peer as another uid");
     }
-    if let Err(why) = exe_usable_by_others() {
+    if let Err(why) = exe_for_others() {
         skip(&format!(
-            "uid {NOBODY} cannot execute the test binary: {why}"
+            "uid {NOBODY} cannot execute the test binary or a copy of it: {why}"
         ));
     }
     let dir = gproc_dir();
@@ -1298,8 +1298,7 @@ fn errors_uid_denied() {
     block_on(listen());
     set_mode(&gproc_dir(), 0o755);
     // The sender accepts our uid as a receiver, so a refusal is the receiver's.
-    let sender = PeerBuilder::new("sendto")
-        .uid(NOBODY)
+    let sender = PeerBuilder::new_as("sendto", NOBODY)
         .args([
             format!("target={}", me()),
             format!("allow={}", rustix::process::getuid().as_raw()),
@@ -1325,8 +1324,7 @@ fn errors_uid_allowed() {
         0o006,
         "with allow_uid the socket is accessible to other users (mode {socket_mode:o})"
     );
-    let sender = PeerBuilder::new("sendto")
-        .uid(NOBODY)
+    let sender = PeerBuilder::new_as("sendto", NOBODY)
         .args([
             format!("target={}", me()),
             format!("allow={}", rustix::process::getuid().as_raw()),
@@ -1359,8 +1357,7 @@ fn errors_uid_refused_at_handshake() {
         .expect("install");
     block_on(listen());
     set_mode(&gproc_dir(), 0o755);
-    let client = PeerBuilder::new("rawconnect")
-        .uid(NOBODY)
+    let client = PeerBuilder::new_as("rawconnect", NOBODY)
         .arg(format!("path={}", socket_path(me()).display()))
         .spawn();
     client.expect_line("welcome magic=true status=2");

@@ -269,12 +269,28 @@ pub async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output
 pub struct PeerBuilder {
     cmd: Command,
     role: String,
+    /// Holds the copy of this binary a peer of another uid runs from, if one was needed.
+    exe_dir: Option<tempfile::TempDir>,
 }
 
 impl PeerBuilder {
     /// A peer playing `role`.
     pub fn new(role: &str) -> Self {
-        let exe = std::env::current_exe().expect("current_exe");
+        Self::with_exe(role, std::env::current_exe().expect("current_exe"), None)
+    }
+
+    /// A peer playing `role` as `uid` (and gid `uid`, no supplementary groups). Needs root.
+    /// When this binary is out of other users' reach (a checkout under `/root`), the peer
+    /// runs from a copy in a temporary directory they can reach.
+    pub fn new_as(role: &str, uid: u32) -> Self {
+        let (exe, dir) =
+            exe_for_others().unwrap_or_else(|e| panic!("no binary for uid {uid}: {e}"));
+        let mut builder = Self::with_exe(role, exe, dir);
+        builder.cmd.uid(uid).gid(uid);
+        builder
+    }
+
+    fn with_exe(role: &str, exe: PathBuf, exe_dir: Option<tempfile::TempDir>) -> Self {
         let mut cmd = Command::new(exe);
         cmd.env(ENV_ROLE, role)
             .env_remove(ENV_RUN)
@@ -285,6 +301,7 @@ impl PeerBuilder {
         PeerBuilder {
             cmd,
             role: role.to_owned(),
+            exe_dir,
         }
     }
 
@@ -307,12 +324,6 @@ impl PeerBuilder {
     /// Sets an environment variable.
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(key, value);
-        self
-    }
-
-    /// Runs the peer as `uid` (and gid `uid`, with no supplementary groups). Needs root.
-    pub fn uid(mut self, uid: u32) -> Self {
-        self.cmd.uid(uid).gid(uid);
         self
     }
 
@@ -339,6 +350,7 @@ impl PeerBuilder {
             lines,
             role: self.role,
             exited: None,
+            _exe_dir: self.exe_dir,
         }
     }
 }
@@ -355,6 +367,8 @@ pub struct Peer {
     lines: mpsc::Receiver<String>,
     role: String,
     exited: Option<ExitStatus>,
+    /// Dropped after the peer (fields drop in order, and `Drop` kills the peer first).
+    _exe_dir: Option<tempfile::TempDir>,
 }
 
 impl Peer {
@@ -533,6 +547,27 @@ pub fn exe_usable_by_others() -> Result<(), String> {
         ));
     }
     path_searchable_by_others(exe.parent().unwrap_or(Path::new("/")))
+}
+
+/// A path to this test binary that other users can execute: the binary itself when they
+/// can reach it, else a copy in a fresh temporary directory (returned, to be kept alive).
+pub fn exe_for_others() -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    if exe_usable_by_others().is_ok() {
+        return Ok((exe, None));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("gproc-test-exe-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    let copy = dir.path().join(exe.file_name().unwrap_or_default());
+    std::fs::copy(&exe, &copy).map_err(|e| format!("copy {}: {e}", exe.display()))?;
+    for path in [dir.path(), copy.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    }
+    path_searchable_by_others(dir.path())?;
+    Ok((copy, Some(dir)))
 }
 
 /// Whether every directory from `/` down to `dir` is searchable by "others".
