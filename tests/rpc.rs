@@ -1028,6 +1028,15 @@ fn errors_message_too_large() {
             "a reply over the caller's limit: {result:?} after {took:?}; expected an error at once \
              (such as Transport(MessageTooLarge)), not the deadline"
         );
+        // And it says which limit, as a send would.
+        assert!(
+            matches!(
+                result,
+                Err(RpcError::Transport(Error::MessageTooLarge { size, limit }))
+                    if limit == LIMIT && size > LIMIT
+            ),
+            "the reply's error names the caller's limit: {result:?}"
+        );
         assert_eq!(ok("add after", calc.add(1, 1)).await, 2);
     });
 }

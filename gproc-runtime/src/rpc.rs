@@ -727,6 +727,10 @@ async fn raw_call(
     // for the acknowledgement.
     // Other calls in flight: this request can join their batch.
     let batch = lock(waiting()).len() > 1;
+    // One timer for the whole call, registered before the request goes out, so that no
+    // bookkeeping stands between the write and the wait for the reply.
+    let expired = timer(deadline);
+    tokio::pin!(expired);
     let sent = post_to(pid, &pending.group, data, batch);
     let conn = tokio::select! {
         sent = sent => match sent {
@@ -736,7 +740,7 @@ async fn raw_call(
                 return Err(RpcError::Transport(e));
             }
         },
-        () = timer(deadline) => return Err(RpcError::DeadlineExceeded),
+        () = &mut expired => return Err(RpcError::DeadlineExceeded),
     };
     let (status, body) = tokio::select! {
         reply = rx => reply.map_err(|_| RpcError::Transport(Error::ConnectionLost))?,
@@ -744,7 +748,7 @@ async fn raw_call(
             pending.answered = true;
             return Err(RpcError::Transport(Error::ConnectionLost));
         }
-        () = timer(deadline) => return Err(RpcError::DeadlineExceeded),
+        () = &mut expired => return Err(RpcError::DeadlineExceeded),
     };
     pending.answered = true;
     let service = || info.name.to_owned();
@@ -756,14 +760,10 @@ async fn raw_call(
         Status::Panicked => Err(RpcError::HandlerPanicked),
         Status::Deadline => Err(RpcError::DeadlineExceeded),
         Status::TooLarge => {
-            let at = |i: usize| {
-                body.get(i..i + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, |b| u64::from_le_bytes(b) as usize)
-            };
+            let (size, limit) = postcard::from_bytes::<(u64, u64)>(&body).unwrap_or_default();
             Err(RpcError::Transport(Error::MessageTooLarge {
-                size: at(0),
-                limit: at(8),
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
             }))
         }
     }
