@@ -23,7 +23,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -185,13 +184,7 @@ async fn ack_sends(peer: u32, iters: u64) -> Duration {
 // Peer
 
 fn peer() -> ExitCode {
-    // Exit when the driver closes our stdin (it finished, or died).
-    std::thread::spawn(|| {
-        let mut stdin = std::io::stdin();
-        let mut buf = [0u8; 64];
-        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
+    support::exit_when_stdin_closes();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -263,3 +263,13 @@ pub async fn uds_echo(mut stream: UnixStream) {
         }
     }
 }
+
+/// In the peer: exits once the driver closes our stdin (it finished, or died).
+pub fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut stdin, &mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+}

@@ -709,7 +709,12 @@ async fn raw_call(
     let deadline = deadline_after(timeout);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
-    lock(waiting()).insert(id, tx);
+    // Other calls in flight: this request can join their batch.
+    let batch = {
+        let mut waiting = lock(waiting());
+        waiting.insert(id, tx);
+        waiting.len() > 1
+    };
     let mut pending = Pending {
         id,
         pid,
@@ -723,14 +728,12 @@ async fn raw_call(
         timeout,
     };
     let data = head.encode(body)?;
-    // The reply tells of delivery, and a closed connection of failure: no need to wait
-    // for the acknowledgement.
-    // Other calls in flight: this request can join their batch.
-    let batch = lock(waiting()).len() > 1;
     // One timer for the whole call, registered before the request goes out, so that no
     // bookkeeping stands between the write and the wait for the reply.
     let expired = timer(deadline);
     tokio::pin!(expired);
+    // The reply tells of delivery, and a closed connection of failure: no need to wait
+    // for the acknowledgement.
     let sent = post_to(pid, &pending.group, data, batch);
     let conn = tokio::select! {
         sent = sent => match sent {

@@ -145,11 +145,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match handle().spawn(fut).await {
-        Ok(out) => out,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("gproc: background task cancelled: {e}"),
-    }
+    run_on(handle(), fut)
+        .await
+        .expect("gproc's background runtime runs for the life of the process")
 }
 
 /// Runs `fut` on the background runtime and blocks this thread until it is done.
