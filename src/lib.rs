@@ -239,9 +239,10 @@
 //!
 //! # The blocking API
 //!
-//! [`blocking`] has the same functions for code without an async runtime. Each one runs
-//! on gproc's own background thread and blocks the caller until it is done; do not call
-//! them from inside an async task.
+//! [`blocking`] has the same functions for code without an async runtime, and
+//! [`blocking::block_on`] runs any gproc future (a typed call, the manager) on the
+//! calling thread. While it waits, that thread reads gproc's sockets itself, so a reply
+//! wakes it with no other thread in between; do not call them from inside an async task.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -254,11 +255,12 @@
 //! ```
 //!
 //! The async functions work from any tokio runtime, multi-thread or current-thread, and
-//! keep working when one runtime is dropped and another is built. Connections live on the
-//! first multi-thread runtime that uses gproc (where a message wakes its receiving task
-//! without a hop to another thread), else on a thread of gproc's own; when that runtime
-//! shuts down, its connections close and later ones move on. As with any tokio I/O, do not
-//! block that runtime's workers.
+//! keep working when one runtime is dropped and another is built. Two processes share one
+//! connection, whichever connected first. Each runtime that uses gproc reads gproc's
+//! sockets itself, in a small task of its own, so a message wakes its receiving task on
+//! the same thread, with no hop to another; connections belong to no runtime, and
+//! outlive every one. While the process makes no gproc call at all, or its runtime is not
+//! running, a watchdog on gproc's own thread keeps answering peers within milliseconds.
 //!
 //! # Explanation
 //!

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use gproc_runtime::wire::{self, Hello};
+use gproc_runtime::wire;
 use support::{block_on, exit_when_stdin_closes, ready, spawn_peer, within, Peer};
 
 const TESTS: &[(&str, fn())] = &[
@@ -43,13 +43,9 @@ fn role_echo() {
     });
 }
 
+/// A valid hello from this process, so that the frames after it reach the decoders.
 fn hello() -> [u8; wire::HELLO_LEN] {
-    Hello {
-        version: wire::VERSION,
-        pid: std::process::id(),
-        start_ticks: 0,
-    }
-    .encode()
+    wire::our_hello().encode()
 }
 
 /// One kind of bad input: the bytes written after connecting.

@@ -1,7 +1,8 @@
-//! The messaging API for code without an async runtime.
+//! The API for code without an async runtime.
 //!
-//! Each function runs its async counterpart on gproc's background runtime and blocks the
-//! calling thread until it is done. Do not call them from inside an async task: use the
+//! Each function runs its async counterpart with [`block_on`] on the calling thread. While
+//! it waits, that thread reads gproc's sockets itself: a message or an acknowledgement
+//! costs no hop to another thread. Do not call these from inside an async task: use the
 //! async functions there.
 //!
 //! ```no_run
@@ -13,11 +14,187 @@
 //! }
 //! ```
 
+use std::cell::Cell;
+use std::future::Future;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
 use bytes::Bytes;
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
 use crate::error::Result;
 use crate::inbox::Msg;
-use crate::rt::block_on;
+use crate::transport::driver;
+
+/// Runs a future to completion on this thread, with no runtime.
+///
+/// Any gproc future works: sends, receives, typed calls, the manager. While the future
+/// waits, this thread waits on gproc's sockets and reads them itself, so replies wake it
+/// with no other thread in between. Timers (deadlines) run on gproc's background thread.
+///
+/// ```no_run
+/// let pid = 1234;
+/// gproc::blocking::block_on(async {
+///     gproc::send(pid, "hello").await?;
+///     gproc::receive().await
+/// })?;
+/// # Ok::<(), gproc::Error>(())
+/// ```
+///
+/// # Panics
+///
+/// When the kernel refuses an eventfd (out of descriptors), and as `fut` panics.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let parker = parker();
+    let waker = Waker::from(parker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    let _inside = Inside::enter();
+    let mut leading = false;
+    let mut pass = None;
+    let out = loop {
+        let polled = fut.as_mut().poll(&mut cx);
+        // The future had its turn to answer with a frame of its own: the pass's end
+        // writes the acknowledgements still owed and the frames held.
+        drop(pass.take());
+        if let Poll::Ready(out) = polled {
+            break out;
+        }
+        driver::flush_dirty();
+        leading = leading || driver::try_lead();
+        pass = parker.park(leading);
+    };
+    if leading {
+        driver::stop_leading();
+        wake_a_follower();
+    }
+    out
+}
+
+thread_local! {
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+    static PARKER: Arc<Parker> = Arc::new(Parker::new());
+}
+
+/// Whether this thread is inside [`block_on`] (which drives by itself).
+pub(crate) fn in_block_on() -> bool {
+    INSIDE.get()
+}
+
+struct Inside(bool);
+
+impl Inside {
+    fn enter() -> Self {
+        Inside(INSIDE.replace(true))
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        INSIDE.set(self.0);
+    }
+}
+
+fn parker() -> Arc<Parker> {
+    PARKER.with(Arc::clone)
+}
+
+const IDLE: u8 = 0;
+const PARKED: u8 = 1;
+const NOTIFIED: u8 = 2;
+
+/// A thread's way to sleep until woken: an eventfd, so that the leading thread can wait
+/// on it and on the poller at once.
+struct Parker {
+    fd: OwnedFd,
+    state: AtomicU8,
+}
+
+/// Blocking threads that wait without leading, to be woken when the leader leaves.
+static FOLLOWERS: Mutex<Vec<Arc<Parker>>> = Mutex::new(Vec::new());
+
+fn wake_a_follower() {
+    let next = FOLLOWERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    if let Some(next) = next {
+        next.notify();
+    }
+}
+
+impl Parker {
+    fn new() -> Self {
+        Parker {
+            fd: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                .expect("gproc: cannot create an eventfd"),
+            state: AtomicU8::new(IDLE),
+        }
+    }
+
+    fn notify(&self) {
+        if self.state.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+        }
+    }
+
+    /// Sleeps until notified; a leader also wakes for ready sockets, and drives: then
+    /// the pass it opened is returned, to be closed once the future was polled.
+    fn park(self: &Arc<Self>, leading: bool) -> Option<driver::Pass> {
+        if self
+            .state
+            .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Notified already.
+            self.state.store(IDLE, Ordering::Release);
+            return None;
+        }
+        if !leading {
+            FOLLOWERS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.clone());
+        }
+        let poller = crate::transport::engine().poller.fd();
+        let mut fds = [
+            PollFd::from_borrowed_fd(self.fd.as_fd(), PollFlags::IN),
+            PollFd::from_borrowed_fd(poller, PollFlags::IN),
+        ];
+        let fds = if leading { &mut fds[..] } else { &mut fds[..1] };
+        loop {
+            match poll(fds, None) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::warn!("gproc: poll failed while blocking: {e}");
+                    break;
+                }
+            }
+        }
+        let woken = fds[0].revents().contains(PollFlags::IN);
+        let sockets = leading && fds[1].revents().contains(PollFlags::IN);
+        self.state.store(IDLE, Ordering::Release);
+        if woken {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&self.fd, &mut buf);
+        }
+        if !leading {
+            let mut followers = FOLLOWERS.lock().unwrap_or_else(|e| e.into_inner());
+            followers.retain(|p| !Arc::ptr_eq(p, self));
+        }
+        sockets.then(driver::drive_blocking)
+    }
+}
+
+impl Wake for Parker {
+    fn wake(self: Arc<Self>) {
+        self.notify();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.notify();
+    }
+}
 
 /// Blocking [`crate::listen`].
 ///
@@ -34,8 +211,7 @@ pub fn listen() -> Result<()> {
 ///
 /// As [`crate::send_group`].
 pub fn send(pid: u32, data: impl Into<Bytes>) -> Result<()> {
-    let data = data.into();
-    block_on(async move { crate::send(pid, data).await })
+    block_on(crate::send(pid, data))
 }
 
 /// Blocking [`crate::send_group`].
@@ -44,8 +220,7 @@ pub fn send(pid: u32, data: impl Into<Bytes>) -> Result<()> {
 ///
 /// As [`crate::send_group`].
 pub fn send_group(pid: u32, group: &str, data: impl Into<Bytes>) -> Result<()> {
-    let (group, data) = (group.to_owned(), data.into());
-    block_on(async move { crate::send_group(pid, &group, data).await })
+    block_on(crate::send_group(pid, group, data))
 }
 
 /// Blocking [`crate::receive`].
@@ -63,6 +238,5 @@ pub fn receive() -> Result<Msg> {
 ///
 /// As [`crate::receive_group`].
 pub fn receive_group(group: &str) -> Result<Msg> {
-    let group = group.to_owned();
-    block_on(async move { crate::receive_group(&group).await })
+    block_on(crate::receive_group(group))
 }

@@ -4,16 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::conn::Conn;
-
 use crate::config::settings;
-use crate::endpoint::ensure_listening;
 use crate::error::{Error, Result};
-use crate::inbox::{queue, Msg};
-use crate::wire::MAX_GROUP_LEN;
-
-/// The prefix of group names reserved for gproc's own services.
-pub const RESERVED_PREFIX: &str = "gproc/";
+use crate::groups;
+use crate::inbox::{queue, Msg, MAX_GROUPS};
+use crate::transport::{self, driver, Hold, Peer};
 
 /// Binds this process's endpoint now, so that peers can send to it.
 ///
@@ -26,8 +21,9 @@ pub const RESERVED_PREFIX: &str = "gproc/";
 /// [`Error::Directory`] when the endpoint directory is unsafe, [`Error::Io`] when the
 /// socket cannot be bound.
 pub async fn listen() -> Result<()> {
-    crate::rt::adopt_current();
-    ensure_listening()
+    crate::rpc::up()?;
+    driver::attend();
+    Ok(())
 }
 
 /// Sends `data` to process `pid`'s default group and waits until it is queued there.
@@ -64,7 +60,7 @@ pub async fn send(pid: u32, data: impl Into<Bytes>) -> Result<()> {
 /// - [`Error::ConnectionLost`] when the receiver died before acknowledging;
 /// - [`Error::Timeout`] when connecting took longer than [`Config::connect_timeout`](crate::Config::connect_timeout).
 pub async fn send_group(pid: u32, group: &str, data: impl Into<Bytes>) -> Result<()> {
-    check_group(group)?;
+    groups::check(group)?;
     send_to(pid, None, group, data.into()).await
 }
 
@@ -76,43 +72,43 @@ pub(crate) async fn send_to(
     group: &str,
     data: Bytes,
 ) -> Result<()> {
-    let conn = checked_conn(pid, start_ticks, data.len()).await?;
-    conn.post(group, data).await?.await
-}
-
-/// Writes a message that the receiver need not acknowledge, and returns the connection
-/// it went on, whose [`closed`](Conn::closed) tells of failure. For RPC, whose reply
-/// says the request arrived.
-/// With `batch`, more messages follow: see `Conn::post_quiet`.
-pub(crate) async fn post_to(pid: u32, group: &str, data: Bytes, batch: bool) -> Result<Arc<Conn>> {
-    let conn = checked_conn(pid, None, data.len()).await?;
-    conn.post_quiet(group, data, batch).await?;
-    Ok(conn)
+    let peer = checked_peer(pid, start_ticks, data.len()).await?;
+    peer.room(data.len()).await?;
+    let ack = peer.send_message(group, &data, true, Hold::Batch)?;
+    driver::attend();
+    match ack {
+        Some(ack) => ack.await,
+        None => Ok(()),
+    }
 }
 
 /// The connection to `pid`, once a message of `len` bytes is known to fit both limits and
 /// (with `start_ticks`) `pid` is known to be the process meant.
-async fn checked_conn(pid: u32, start_ticks: Option<u64>, len: usize) -> Result<Arc<Conn>> {
+pub(crate) async fn checked_peer(
+    pid: u32,
+    start_ticks: Option<u64>,
+    len: usize,
+) -> Result<Arc<Peer>> {
     let limit = settings().max_message_size;
     if len > limit {
         return Err(Error::MessageTooLarge { size: len, limit });
     }
-    crate::rt::adopt_current();
-    // Bind our own endpoint so the peer can answer; sending does not depend on it.
-    if let Err(e) = ensure_listening() {
+    // Bind our own endpoint so the peer can reach us too; sending does not depend on it.
+    if let Err(e) = crate::rpc::up() {
         tracing::debug!("gproc: sending without an endpoint of our own: {e}");
     }
-    let conn = crate::conn::get(pid).await?;
-    if start_ticks.is_some_and(|t| t != conn.peer_start_ticks) {
+    driver::attend();
+    let peer = transport::peer(pid).await?;
+    if start_ticks.is_some_and(|t| t != peer.start_ticks) {
         return Err(Error::NoSuchProcess(pid));
     }
-    if len > conn.peer_max {
+    if len > peer.max_message {
         return Err(Error::MessageTooLarge {
             size: len,
-            limit: conn.peer_max,
+            limit: peer.max_message,
         });
     }
-    Ok(conn)
+    Ok(peer)
 }
 
 /// Waits for the next message sent to this process's default group.
@@ -134,32 +130,17 @@ pub async fn receive() -> Result<Msg> {
 ///
 /// [`Error::ReservedGroup`] for a `gproc/` group; the errors of [`listen`].
 pub async fn receive_group(group: &str) -> Result<Msg> {
-    check_group(group)?;
+    groups::check(group)?;
     receive_any(group).await
 }
 
 /// Receives from any group, reserved ones included. For gproc's own services.
 pub(crate) async fn receive_any(group: &str) -> Result<Msg> {
-    crate::rt::adopt_current();
-    ensure_listening()?;
+    crate::rpc::up()?;
     let q = queue(group).ok_or_else(|| {
         Error::InvalidGroup(format!(
-            "more than {} groups are in use in this process",
-            crate::inbox::MAX_GROUPS
+            "more than {MAX_GROUPS} groups are in use in this process"
         ))
     })?;
     Ok(q.pop().await)
-}
-
-fn check_group(group: &str) -> Result<()> {
-    if group.starts_with(RESERVED_PREFIX) {
-        return Err(Error::ReservedGroup);
-    }
-    if group.len() > MAX_GROUP_LEN {
-        return Err(Error::InvalidGroup(format!(
-            "{} bytes is longer than the limit of {MAX_GROUP_LEN}",
-            group.len()
-        )));
-    }
-    Ok(())
 }

@@ -1,24 +1,17 @@
-//! Where gproc's I/O runs.
+//! gproc's own background runtime, and timers that work from any executor.
 //!
-//! Endpoints outlive any runtime of the user's: a `#[tokio::test]` drops its runtime at the
-//! end of each test, and blocking code has none. So gproc has a runtime of its own, one
-//! current-thread runtime on a thread of its own, and the public futures only wait on
-//! channels, which work from any executor.
-//!
-//! Waking a task on another thread costs more than a whole Unix-socket round trip, though.
-//! So connections live on the user's runtime when it can carry them: the first
-//! multi-thread runtime (with I/O and time enabled) that calls gproc becomes the *home* of
-//! new connections, whose readers then wake the user's tasks on their own threads. When
-//! that runtime shuts down, its connections close (in-flight sends fail with
-//! `ConnectionLost`), and new ones go to the next such runtime, or to gproc's own.
-//! Current-thread runtimes are never adopted: they run only while their owner blocks on
-//! them, and an endpoint must answer its peers at all times.
+//! The background runtime is one current-thread runtime on a thread of its own
+//! (`gproc-io`). It runs what must not depend on a user's runtime: the transport's
+//! watchdog, the manager's reaper, and the spawning of children (so that
+//! `PR_SET_PDEATHSIG` follows a thread that lives as long as the process). It is not on
+//! the hot path: see [`crate::transport`] for where I/O runs.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::{Handle, Id};
+use tokio::time::{Instant, Sleep};
 
 /// The handle of gproc's background runtime, started on first use.
 pub(crate) fn handle() -> &'static Handle {
@@ -38,91 +31,66 @@ pub(crate) fn handle() -> &'static Handle {
     })
 }
 
-/// A user's runtime carrying gproc's connections.
-struct Home {
-    handle: Handle,
-    /// Cleared when the runtime shuts down (its sentinel task is dropped).
-    alive: Arc<AtomicBool>,
-}
-
-fn home_slot() -> &'static Mutex<Option<Home>> {
-    static HOME: OnceLock<Mutex<Option<Home>>> = OnceLock::new();
-    HOME.get_or_init(Default::default)
-}
-
-/// Whether a live home is set: the fast path of [`adopt_current`].
-static HOME_ALIVE: AtomicBool = AtomicBool::new(false);
-
-/// The runtime new connections go to: the home, or gproc's own.
-pub(crate) fn io_home() -> Handle {
-    let slot = home_slot().lock().unwrap_or_else(|e| e.into_inner());
-    match slot.as_ref() {
-        Some(home) if home.alive.load(Ordering::Acquire) => home.handle.clone(),
-        _ => handle().clone(),
+/// Whether `runtime` has the I/O and time drivers, asked once per runtime.
+///
+/// tokio offers no query: registering without them panics, so this catches that panic
+/// (whose message the panic hook prints, once for such a runtime).
+pub(crate) fn has_drivers(runtime: &Handle) -> bool {
+    static KNOWN: Mutex<Vec<(Id, bool)>> = Mutex::new(Vec::new());
+    let id = runtime.id();
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, has)) = known.iter().find(|(i, _)| *i == id) {
+        return has;
     }
-}
-
-/// Makes the caller's runtime the home of new connections, if there is no live home and
-/// it is a multi-thread runtime with I/O and time enabled.
-pub(crate) fn adopt_current() {
-    if HOME_ALIVE.load(Ordering::Acquire) {
-        return;
-    }
-    thread_local! {
-        /// This thread's runtime lacks a driver: do not probe it (and panic inside) again.
-        static REJECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    let Ok(current) = Handle::try_current() else {
-        return;
+    let has = {
+        let _context = runtime.enter();
+        std::panic::catch_unwind(|| {
+            let _timer = tokio::time::sleep(Duration::ZERO);
+            tokio::net::UnixStream::pair().is_ok()
+        })
+        .unwrap_or(false)
     };
-    if current.runtime_flavor() != RuntimeFlavor::MultiThread || REJECTED.get() {
-        return;
+    if !has {
+        tracing::debug!("gproc: a runtime lacks the I/O or time driver; not using it");
     }
-    if !has_drivers(&current) {
-        tracing::debug!("gproc: the caller's runtime lacks the I/O or time driver; not using it");
-        REJECTED.set(true);
-        return;
+    // Ids are reused once a runtime is gone: keep the list short and recent.
+    if known.len() >= 64 {
+        known.remove(0);
     }
-    let mut slot = home_slot().lock().unwrap_or_else(|e| e.into_inner());
-    if slot
-        .as_ref()
-        .is_some_and(|h| h.alive.load(Ordering::Acquire))
-    {
-        // Another home's late sentinel cleared the flag: this one lives.
-        HOME_ALIVE.store(true, Ordering::Release);
-        return;
-    }
-    struct Sentinel(Arc<AtomicBool>);
-    impl Drop for Sentinel {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::Release);
-            HOME_ALIVE.store(false, Ordering::Release);
+    known.push((id, has));
+    has
+}
+
+/// A timer on the caller's runtime when it has a time driver (no other thread is
+/// involved), else on the background runtime, so that it works from any executor.
+pub(crate) fn sleep_until(deadline: Instant) -> Sleep {
+    match Handle::try_current() {
+        Ok(current) if current.id() != handle().id() && has_drivers(&current) => {
+            tokio::time::sleep_until(deadline)
+        }
+        _ => {
+            let _context = handle().enter();
+            tokio::time::sleep_until(deadline)
         }
     }
-    let alive = Arc::new(AtomicBool::new(true));
-    let sentinel = Sentinel(alive.clone());
-    current.spawn(async move {
-        let _sentinel = sentinel;
-        std::future::pending::<()>().await;
-    });
-    tracing::debug!("gproc: new connections live on the caller's runtime");
-    *slot = Some(Home {
-        handle: current,
-        alive,
-    });
-    HOME_ALIVE.store(true, Ordering::Release);
 }
 
-/// Whether `runtime` has the I/O and time drivers. tokio offers no query: registering
-/// without them panics, so this catches that panic (whose message the panic hook prints,
-/// once per thread of such a runtime).
-fn has_drivers(runtime: &Handle) -> bool {
-    let _context = runtime.enter();
-    std::panic::catch_unwind(|| {
-        let _timer = tokio::time::sleep(std::time::Duration::ZERO);
-        tokio::net::UnixStream::pair().is_ok()
+/// [`sleep_until`] for a duration.
+pub(crate) fn sleep(duration: Duration) -> Sleep {
+    sleep_until(Instant::now() + duration)
+}
+
+/// Runs `fut` until `deadline`; `Err(())` if the deadline passed first.
+pub(crate) async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, ()> {
+    let timer = sleep_until(deadline);
+    tokio::pin!(timer, fut);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Ok(out));
+        }
+        timer.as_mut().poll(cx).map(|()| Err(()))
     })
-    .unwrap_or(false)
+    .await
 }
 
 /// Runs `fut` on `runtime` and waits for its output from any executor; `None` if that
@@ -140,6 +108,7 @@ where
 }
 
 /// Runs `fut` on the background runtime and waits for its output from any executor.
+/// For what must not run on a user's runtime (spawning children), never the hot path.
 pub(crate) async fn run<F>(fut: F) -> F::Output
 where
     F: Future + Send + 'static,
@@ -150,11 +119,10 @@ where
         .expect("gproc's background runtime runs for the life of the process")
 }
 
-/// Runs `fut` on the background runtime and blocks this thread until it is done.
-pub(crate) fn block_on<F>(fut: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    futures_executor::block_on(run(fut))
+/// The instant `timeout` from now; a timeout too long to represent (`Duration::MAX`,
+/// the usual "no deadline") is thirty years.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }

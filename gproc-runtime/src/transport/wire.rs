@@ -1,16 +1,22 @@
 //! The wire format: handshake and frames. Pure functions, no I/O, so that they can be
 //! fuzzed and property-tested.
 //!
-//! A connection goes one way: the connecting process sends messages, the accepting process
-//! acknowledges them.
+//! A connection carries traffic both ways: after the handshake, either side sends messages
+//! and acknowledges the other's.
 //!
 //! ```text
-//! client -> server  Hello    "GPRC" version:u16 flags:u16 pid:u32 start_ticks:u64         (20 bytes)
-//! server -> client  Welcome  "GPRC" version:u16 status:u8 0:u8 pid:u32 start_ticks:u64
-//!                            max_message_size:u64                                        (28 bytes)
-//! client -> server  Frame    len:u32 kind:u8 group_len:u8 group data                     (4 + len bytes)
-//! server -> client  Ack      kind:u8 count:u64  (all messages up to `count` are queued)    (9 bytes)
+//! connecting -> accepting  Hello    "GPRC" version:u16 flags:u16 pid:u32 start_ticks:u64
+//!                                   max_message_size:u64                                (28 bytes)
+//! accepting -> connecting  Welcome  "GPRC" version:u16 status:u8 0:u8 pid:u32 start_ticks:u64
+//!                                   max_message_size:u64                                (28 bytes)
+//! either way               Message  len:u32 kind:u8 group_len:u8 group data             (4 + len bytes)
+//!                                   (kind 1: acknowledged; kind 3: quiet, not counted)
+//! either way               Ack      len:u32 = 9, kind:u8 = 2, count:u64                 (13 bytes)
+//!                                   (every acknowledged message up to `count` is queued)
 //! ```
+//!
+//! An acknowledgement is cumulative, and it is written in the same `writev` as the next
+//! frame going the other way when there is one (see `transport::writer`).
 //!
 //! Integers are little-endian. No length read from the wire is used before it is checked
 //! against the receiver's limit.
@@ -18,15 +24,15 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The first four bytes of both handshake messages.
 pub const MAGIC: [u8; 4] = *b"GPRC";
 /// The size of [`Hello`] on the wire.
-pub const HELLO_LEN: usize = 20;
+pub const HELLO_LEN: usize = 28;
 /// The size of [`Welcome`] on the wire.
 pub const WELCOME_LEN: usize = 28;
-/// The size of an acknowledgement on the wire.
-pub const ACK_LEN: usize = 9;
+/// The size of an acknowledgement on the wire, its length prefix included.
+pub const ACK_LEN: usize = 13;
 /// The size of a frame's length prefix.
 pub const LEN_PREFIX: usize = 4;
 /// The longest group name, in bytes.
@@ -86,6 +92,8 @@ pub struct Hello {
     pub pid: u32,
     /// The sender's start time in clock ticks since boot: with the PID, it names one process.
     pub start_ticks: u64,
+    /// The largest message the sender accepts.
+    pub max_message_size: u64,
 }
 
 impl Hello {
@@ -96,6 +104,7 @@ impl Hello {
         out[4..6].copy_from_slice(&self.version.to_le_bytes());
         out[8..12].copy_from_slice(&self.pid.to_le_bytes());
         out[12..20].copy_from_slice(&self.start_ticks.to_le_bytes());
+        out[20..28].copy_from_slice(&self.max_message_size.to_le_bytes());
         out
     }
 
@@ -112,6 +121,7 @@ impl Hello {
             version: u16_at(buf, 4),
             pid: u32_at(buf, 8),
             start_ticks: u64_at(buf, 12),
+            max_message_size: u64_at(buf, 20),
         })
     }
 }
@@ -126,8 +136,11 @@ pub enum Status {
     Version = 1,
     /// The peer's uid is not allowed.
     Denied = 2,
-    /// The hello was malformed or lied about the PID.
+    /// The hello was malformed or lied about the PID or start time.
     BadHello = 3,
+    /// Both processes connected to each other at once, and the connection that the lower
+    /// PID opened is kept: the connecting side waits for it instead.
+    Superseded = 4,
 }
 
 /// The accepting process's answer to a [`Hello`].
@@ -172,6 +185,7 @@ impl Welcome {
             1 => Status::Version,
             2 => Status::Denied,
             3 => Status::BadHello,
+            4 => Status::Superseded,
             _ => return Err(WireError::Malformed("welcome status")),
         };
         Ok(Welcome {
@@ -206,13 +220,41 @@ pub fn put_quiet_message_head(out: &mut BytesMut, group: &str, data_len: usize) 
 }
 
 fn put_head(out: &mut BytesMut, group: &str, data_len: usize, kind: u8) {
-    debug_assert!(group.len() <= MAX_GROUP_LEN);
+    let mut head = [0u8; LEN_PREFIX + 2 + MAX_GROUP_LEN];
+    let len = write_head(&mut head, group, data_len, kind);
+    out.put_slice(&head[..len]);
+}
+
+/// Writes a message frame's head into `out` and returns it: acknowledged with `acked`,
+/// quiet otherwise. The group is at most [`MAX_GROUP_LEN`] bytes (checked by the caller).
+pub fn message_head<'a>(
+    out: &'a mut [u8; LEN_PREFIX + 2 + MAX_GROUP_LEN],
+    group: &str,
+    data_len: usize,
+    acked: bool,
+) -> &'a [u8] {
+    let kind = if acked {
+        KIND_MESSAGE
+    } else {
+        KIND_MESSAGE_QUIET
+    };
+    let len = write_head(out, group, data_len, kind);
+    &out[..len]
+}
+
+fn write_head(
+    out: &mut [u8; LEN_PREFIX + 2 + MAX_GROUP_LEN],
+    group: &str,
+    data_len: usize,
+    kind: u8,
+) -> usize {
+    let group = &group.as_bytes()[..group.len().min(MAX_GROUP_LEN)];
     let body = 2 + group.len() + data_len;
-    out.reserve(LEN_PREFIX + 2 + group.len());
-    out.put_u32_le(body as u32);
-    out.put_u8(kind);
-    out.put_u8(group.len() as u8);
-    out.put_slice(group.as_bytes());
+    out[..LEN_PREFIX].copy_from_slice(&(body as u32).to_le_bytes());
+    out[LEN_PREFIX] = kind;
+    out[LEN_PREFIX + 1] = group.len() as u8;
+    out[LEN_PREFIX + 2..LEN_PREFIX + 2 + group.len()].copy_from_slice(group);
+    LEN_PREFIX + 2 + group.len()
 }
 
 /// Reads the length prefix at the start of `buf`.
@@ -277,24 +319,50 @@ pub fn decode_message(mut frame: Bytes) -> Result<Message, WireError> {
     })
 }
 
-/// Encodes an acknowledgement of every message up to `count`.
+/// Encodes an acknowledgement of every acknowledged message up to `count`, as a frame.
 pub fn encode_ack(count: u64) -> [u8; ACK_LEN] {
     let mut out = [0u8; ACK_LEN];
-    out[0] = KIND_ACK;
-    out[1..].copy_from_slice(&count.to_le_bytes());
+    out[..LEN_PREFIX].copy_from_slice(&((ACK_LEN - LEN_PREFIX) as u32).to_le_bytes());
+    out[LEN_PREFIX] = KIND_ACK;
+    out[LEN_PREFIX + 1..].copy_from_slice(&count.to_le_bytes());
     out
 }
 
-/// Decodes an acknowledgement.
+/// Decodes an acknowledgement frame (prefix included).
 pub fn decode_ack(buf: &[u8]) -> Result<u64, WireError> {
     let buf: &[u8; ACK_LEN] = buf
         .get(..ACK_LEN)
         .and_then(|b| b.try_into().ok())
         .ok_or(WireError::Malformed("ack (too short)"))?;
-    if buf[0] != KIND_ACK {
+    if u32_at(buf, 0) as usize != ACK_LEN - LEN_PREFIX {
+        return Err(WireError::Malformed("ack (wrong length)"));
+    }
+    if buf[LEN_PREFIX] != KIND_ACK {
         return Err(WireError::Malformed("ack (unknown kind)"));
     }
-    Ok(u64_at(buf, 1))
+    Ok(u64_at(buf, LEN_PREFIX + 1))
+}
+
+/// One whole frame, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A message for one of the receiver's groups.
+    Message(Message),
+    /// The sender has queued every acknowledged message up to this count.
+    Ack(u64),
+}
+
+/// Decodes one whole frame (prefix included), as delimited by [`frame_len`].
+pub fn decode_frame(frame: Bytes) -> Result<Frame, WireError> {
+    match frame.get(LEN_PREFIX) {
+        Some(&KIND_ACK) => {
+            if frame.len() != ACK_LEN {
+                return Err(WireError::Malformed("ack (wrong length)"));
+            }
+            decode_ack(&frame).map(Frame::Ack)
+        }
+        _ => decode_message(frame).map(Frame::Message),
+    }
 }
 
 fn u16_at(buf: &[u8], at: usize) -> u16 {
@@ -381,6 +449,7 @@ mod tests {
             Just(Status::Version),
             Just(Status::Denied),
             Just(Status::BadHello),
+            Just(Status::Superseded),
         ]
     }
 
@@ -389,7 +458,7 @@ mod tests {
         let prefix = prop_oneof![
             Just(Vec::new()),
             Just(MAGIC.to_vec()),
-            Just(vec![KIND_ACK]),
+            Just(vec![9, 0, 0, 0, KIND_ACK]),
             any::<u32>().prop_map(|n| n.to_le_bytes().to_vec()),
             (0u32..300, any::<u8>()).prop_map(|(n, g)| {
                 let mut v = n.to_le_bytes().to_vec();
@@ -411,6 +480,7 @@ mod tests {
             version: VERSION,
             pid: 1,
             start_ticks: 2,
+            max_message_size: 3,
         }
         .encode();
         hello[0] = b'X';
@@ -438,6 +508,7 @@ mod tests {
             version: VERSION + 1,
             pid: 7,
             start_ticks: 8,
+            max_message_size: 9,
         };
         assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
         assert_eq!(
@@ -491,6 +562,7 @@ mod tests {
             version: VERSION,
             pid: 1,
             start_ticks: 2,
+            max_message_size: 3,
         }
         .encode();
         assert_eq!(
@@ -510,7 +582,7 @@ mod tests {
             malformed(Welcome::decode(&welcome[..WELCOME_LEN - 1])),
             "welcome (too short)"
         );
-        for bad in [4u8, 5, 0x80, 0xFF] {
+        for bad in [5u8, 6, 0x80, 0xFF] {
             let mut w = welcome;
             w[6] = bad;
             assert_eq!(malformed(Welcome::decode(&w)), "welcome status");
@@ -586,9 +658,22 @@ mod tests {
         );
         for kind in [0u8, KIND_MESSAGE, 3, 0xFF] {
             let mut a = ack;
-            a[0] = kind;
+            a[LEN_PREFIX] = kind;
             assert_eq!(malformed(decode_ack(&a)), "ack (unknown kind)");
         }
+        let mut a = ack;
+        a[0] = 10;
+        assert_eq!(malformed(decode_ack(&a)), "ack (wrong length)");
+        assert_eq!(
+            decode_frame(Bytes::copy_from_slice(&ack)),
+            Ok(Frame::Ack(5))
+        );
+        let mut longer = ack.to_vec();
+        longer.push(0);
+        assert_eq!(
+            malformed(decode_frame(Bytes::from(longer))),
+            "ack (wrong length)"
+        );
     }
 
     /// Found by `decoders_never_panic`: `max_frame_body` added the limit without checking, so
@@ -643,6 +728,7 @@ mod tests {
             let _ = Welcome::decode(&buf);
             let _ = decode_ack(&buf);
             let _ = frame_len(&buf, max);
+            let _ = decode_frame(Bytes::from(buf.clone()));
             let _ = decode_message(Bytes::from(buf));
         }
 
@@ -703,8 +789,13 @@ mod tests {
         // ---- (c) Round trips ----
 
         #[test]
-        fn hello_round_trips(version in any::<u16>(), pid in any::<u32>(), start_ticks in any::<u64>()) {
-            let hello = Hello { version, pid, start_ticks };
+        fn hello_round_trips(
+            version in any::<u16>(),
+            pid in any::<u32>(),
+            start_ticks in any::<u64>(),
+            max_message_size in any::<u64>(),
+        ) {
+            let hello = Hello { version, pid, start_ticks, max_message_size };
             let wire = hello.encode();
             prop_assert_eq!(Hello::decode(&wire), Ok(hello));
             prop_assert_eq!(wire.len(), HELLO_LEN);
@@ -725,6 +816,7 @@ mod tests {
         #[test]
         fn ack_round_trips(count in any::<u64>()) {
             prop_assert_eq!(decode_ack(&encode_ack(count)), Ok(count));
+            prop_assert_eq!(frame_len(&encode_ack(count), 0), Ok(Some(ACK_LEN)));
         }
 
         #[test]

@@ -1,66 +1,31 @@
 //! The process manager: spawn children that know their parent, supervise and reap them.
+//!
+//! - `signal`: the signals it sends;
+//! - `child`: one child's state, signalling, waiting and reaping;
+//! - `ready`: children telling their manager that they listen, and `parent_exited`.
 
-use std::collections::{BTreeMap, HashMap};
+mod child;
+mod ready;
+mod signal;
+
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use crate::config::settings;
 use crate::error::{Error, Result};
-use crate::identity::{is_alive, is_child, pid, ppid, start_ticks, ENV_DIR, ENV_PPID};
-
-/// The reserved group a child's runtime uses to tell its manager that it listens.
-pub(crate) const READY_GROUP: &str = "gproc/ready";
-
-/// A signal to send to a process.
-///
-/// ```no_run
-/// # async fn demo(child: &gproc::Process) -> Result<(), gproc::Error> {
-/// child.signal(gproc::Signal::Term)?;
-/// let status = child.wait().await?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Signal {
-    /// `SIGTERM`: ask to terminate.
-    Term,
-    /// `SIGKILL`: terminate at once; cannot be caught.
-    Kill,
-    /// `SIGINT`: interrupt, as Ctrl-C.
-    Int,
-    /// `SIGHUP`: hang-up; by convention, reload configuration.
-    Hup,
-    /// `SIGQUIT`: quit with a core dump.
-    Quit,
-    /// `SIGUSR1`: user-defined.
-    Usr1,
-    /// `SIGUSR2`: user-defined.
-    Usr2,
-}
-
-impl Signal {
-    fn to_rustix(self) -> rustix::process::Signal {
-        use rustix::process::Signal as S;
-        match self {
-            Signal::Term => S::TERM,
-            Signal::Kill => S::KILL,
-            Signal::Int => S::INT,
-            Signal::Hup => S::HUP,
-            Signal::Quit => S::QUIT,
-            Signal::Usr1 => S::USR1,
-            Signal::Usr2 => S::USR2,
-        }
-    }
-}
+use crate::identity::{pid, start_ticks, ENV_DIR, ENV_PPID};
+use child::{kill_child, reap, send_to_child, signal_child, wait_child, Child, Exit};
+pub use ready::parent_exited;
+use ready::{ready_registry, start_ready_listener, wait_ready};
+pub use signal::Signal;
 
 /// A registry of child processes, GoFrame's `Manager`.
 ///
@@ -101,35 +66,6 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Arc<Child>>> {
         self.children.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// What the manager knows of one started child.
-#[derive(Debug)]
-struct Child {
-    pid: u32,
-    start_ticks: Option<u64>,
-    status: watch::Sender<Exit>,
-    ready: watch::Sender<bool>,
-    detached: AtomicBool,
-    /// A pidfd of the child: signals sent through it reach this process and no other, even
-    /// once its PID is free for reuse. `None` where pidfds are not available.
-    pidfd: Option<OwnedFd>,
-}
-
-/// Where a child is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
-    Running,
-    Exited(ExitStatus),
-    /// It exited, but its status was collected by someone else (for example with
-    /// `SIGCHLD` ignored, the kernel reaps it).
-    Lost,
-}
-
-impl Child {
-    fn has_exited(&self) -> bool {
-        *self.status.borrow() != Exit::Running
     }
 }
 
@@ -284,7 +220,7 @@ impl Process {
     /// handle holds no command (a clone) or was already started.
     pub async fn start(&mut self) -> Result<u32> {
         let mut command = self.command.take().ok_or(Error::NotStarted)?;
-        if let Err(e) = crate::endpoint::ensure_listening() {
+        if let Err(e) = crate::rpc::up() {
             tracing::warn!(
                 "gproc: starting a child without an endpoint; Process::ready will poll: {e}"
             );
@@ -409,227 +345,4 @@ impl Process {
     fn started(&self) -> Result<&Arc<Child>> {
         self.child.as_ref().ok_or(Error::NotStarted)
     }
-}
-
-async fn send_to_child(child: &Child, data: Bytes) -> Result<()> {
-    if child.has_exited() {
-        return Err(Error::NoSuchProcess(child.pid));
-    }
-    crate::messaging::send_to(child.pid, child.start_ticks, "", data).await
-}
-
-fn signal_child(child: &Child, signal: Signal) -> Result<()> {
-    if child.has_exited() {
-        return Err(Error::NoSuchProcess(child.pid));
-    }
-    let sent = match &child.pidfd {
-        Some(fd) => rustix::process::pidfd_send_signal(fd, signal.to_rustix()),
-        // Without pidfds, a PID freed and reused between the check above and the kill
-        // could be signalled: a window of microseconds, on kernels older than 5.3.
-        None => {
-            let raw = crate::identity::os_pid(child.pid).ok_or(Error::NoSuchProcess(child.pid))?;
-            rustix::process::kill_process(raw, signal.to_rustix())
-        }
-    };
-    match sent {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::SRCH) => Err(Error::NoSuchProcess(child.pid)),
-        Err(e) => Err(Error::Io(e.into())),
-    }
-}
-
-async fn kill_child(child: &Arc<Child>) -> Result<()> {
-    match signal_child(child, Signal::Kill) {
-        Ok(()) | Err(Error::NoSuchProcess(_)) => {}
-        Err(e) => return Err(e),
-    }
-    wait_child(child).await.map(|_| ())
-}
-
-async fn wait_child(child: &Child) -> Result<ExitStatus> {
-    let mut rx = child.status.subscribe();
-    // The sender lives in `child`, which outlives this borrow: `wait_for` cannot fail.
-    let exit = rx.wait_for(|e| *e != Exit::Running).await.map(|e| *e);
-    match exit {
-        Ok(Exit::Exited(status)) => Ok(status),
-        _ => Err(Error::Io(std::io::Error::other(format!(
-            "process {} exited but its status was collected elsewhere (is SIGCHLD ignored?)",
-            child.pid
-        )))),
-    }
-}
-
-async fn wait_ready(child: &Child) -> Result<()> {
-    let mut ready = child.ready.subscribe();
-    let mut status = child.status.subscribe();
-    // The child may have bound before we were told (or could be told): ask it directly.
-    if crate::conn::get(child.pid).await.is_ok() {
-        return Ok(());
-    }
-    let became_ready = tokio::select! {
-        r = ready.wait_for(|&r| r) => r.is_ok(),
-        _ = status.wait_for(|e| *e != Exit::Running) => false,
-    };
-    if became_ready {
-        return Ok(());
-    }
-    let status = wait_child(child).await?;
-    Err(Error::ProcessExited {
-        pid: child.pid,
-        status,
-    })
-}
-
-/// Waits for the child to exit, removes its socket file, then reaps it.
-///
-/// The socket is removed before the child is reaped: until then its PID cannot be reused,
-/// so the file removed is certainly the child's.
-async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
-    let pid = child.pid;
-    match exit_watch(pid) {
-        Some(fd) => {
-            let _ = fd.readable().await;
-        }
-        None => {
-            // No pidfd (old kernel): wait on a blocking thread for the exit without
-            // collecting it (WNOWAIT), so the socket goes while the PID is still the child's.
-            let status = tokio::task::spawn_blocking(move || {
-                if let Some(raw) = crate::identity::os_pid(pid) {
-                    let exited = rustix::process::WaitIdOptions::EXITED
-                        | rustix::process::WaitIdOptions::NOWAIT;
-                    let _ = rustix::process::waitid(rustix::process::WaitId::Pid(raw), exited);
-                }
-                remove_socket(pid);
-                os_child.wait()
-            })
-            .await;
-            finish(&child, status.ok().and_then(|s| s.ok()));
-            return;
-        }
-    }
-    remove_socket(pid);
-    let status = os_child.wait().ok();
-    finish(&child, status);
-}
-
-fn finish(child: &Child, status: Option<ExitStatus>) {
-    crate::conn::forget(child.pid);
-    ready_registry().remove(&child.pid);
-    let exit = match status {
-        Some(status) => {
-            tracing::debug!(pid = child.pid, %status, "gproc: reaped a child");
-            Exit::Exited(status)
-        }
-        None => Exit::Lost,
-    };
-    child.status.send_replace(exit);
-}
-
-fn remove_socket(pid: u32) {
-    let path = settings().socket_path(pid);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {
-            tracing::debug!(path = %path.display(), "gproc: removed the socket of an exited child")
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "gproc: cannot remove the socket of an exited child: {e}")
-        }
-    }
-}
-
-/// A pidfd of `pid` registered with the background runtime: readable once `pid` has exited.
-/// `None` where pidfds are not available or `pid` is already gone. Call on that runtime.
-fn exit_watch(pid: u32) -> Option<AsyncFd<OwnedFd>> {
-    let raw = crate::identity::os_pid(pid)?;
-    let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
-    // SAFETY: the `OwnedFd` is open and owned by the `AsyncFd` for all its life.
-    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
-}
-
-/// Children of every manager in this process, by PID, for routing ready notices.
-struct ReadyRegistry(Mutex<HashMap<u32, Weak<Child>>>);
-
-impl ReadyRegistry {
-    fn insert(&self, pid: u32, child: Weak<Child>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pid, child);
-    }
-
-    fn remove(&self, pid: &u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(pid);
-    }
-
-    fn get(&self, pid: &u32) -> Option<Arc<Child>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(pid)?
-            .upgrade()
-    }
-}
-
-fn ready_registry() -> &'static ReadyRegistry {
-    static REGISTRY: OnceLock<ReadyRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(|| ReadyRegistry(Mutex::new(HashMap::new())))
-}
-
-/// Starts, once, the task that turns children's ready notices into [`Process::ready`] wake-ups.
-fn start_ready_listener() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        crate::rt::handle().spawn(async {
-            while let Ok(msg) = crate::messaging::receive_any(READY_GROUP).await {
-                if let Some(child) = ready_registry().get(&msg.sender_pid) {
-                    child.ready.send_replace(true);
-                }
-            }
-        });
-    });
-}
-
-/// Called once this process's endpoint is bound: a managed child tells its parent.
-pub(crate) fn announce_ready() {
-    if !is_child() {
-        return;
-    }
-    let parent = ppid();
-    crate::rt::handle().spawn(async move {
-        if let Err(e) = crate::messaging::send_to(parent, None, READY_GROUP, Bytes::new()).await {
-            tracing::debug!(
-                parent,
-                "gproc: could not tell the parent that this child listens: {e}"
-            );
-        }
-    });
-}
-
-/// Resolves when the process [`ppid`](crate::ppid) names has exited.
-///
-/// With [`Process::die_with_parent`] the kernel kills a child when its parent dies; this is
-/// the gentler form, for a child that wants to clean up first.
-///
-/// ```no_run
-/// # async fn demo() {
-/// tokio::select! {
-///     _ = gproc::parent_exited() => { /* flush, then exit */ }
-///     msg = gproc::receive() => { /* work */ }
-/// }
-/// # }
-/// ```
-pub async fn parent_exited() {
-    let parent = ppid();
-    crate::rt::run(async move {
-        if let Some(fd) = exit_watch(parent) {
-            let _ = fd.readable().await;
-            return;
-        }
-        // No pidfd (old kernel, or the parent is already gone): poll.
-        while is_alive(parent) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
 }

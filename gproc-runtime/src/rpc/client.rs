@@ -1,0 +1,267 @@
+//! Calls by PID: the stub, deadlines, cancellation, and introspection.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::codec::{Kind, RequestHead, Status};
+use super::routing;
+use super::{RpcError, ServiceDescription, ServiceInfo, Stub, DEFAULT_TIMEOUT};
+use crate::config::settings;
+use crate::error::Error;
+use crate::groups::{INTROSPECT_GROUP, REQUEST_PREFIX};
+use crate::transport::{self, driver, Hold, Peer};
+
+/// Calls a service on a process by PID.
+pub struct PidStub<Req, Resp> {
+    pid: u32,
+    timeout: Duration,
+    info: &'static ServiceInfo,
+    _types: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp> Clone for PidStub<Req, Resp> {
+    fn clone(&self) -> Self {
+        PidStub {
+            _types: PhantomData,
+            ..*self
+        }
+    }
+}
+
+impl<Req, Resp> std::fmt::Debug for PidStub<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PidStub")
+            .field("service", &self.info.name)
+            .field("pid", &self.pid)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl<Req, Resp> PidStub<Req, Resp> {
+    /// A stub for `info`'s service on `pid`, with the [default deadline](DEFAULT_TIMEOUT).
+    pub fn new(pid: u32, info: &'static ServiceInfo) -> Self {
+        PidStub {
+            pid,
+            timeout: DEFAULT_TIMEOUT,
+            info,
+            _types: PhantomData,
+        }
+    }
+
+    /// The same stub with another deadline for each call.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        PidStub { timeout, ..self }
+    }
+
+    /// The PID it calls.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits until `pid` serves this version of the service.
+    ///
+    /// # Errors
+    ///
+    /// [`RpcError::SchemaMismatch`] when it serves another version,
+    /// [`RpcError::DeadlineExceeded`] when `timeout` passes first.
+    pub async fn wait_served(&self, timeout: Duration) -> Result<(), RpcError> {
+        let (pid, info) = (self.pid, self.info);
+        let deadline = crate::rt::deadline_after(timeout);
+        async move {
+            let mut pause = Duration::from_millis(1);
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(RpcError::DeadlineExceeded);
+                }
+                let group = format!("{REQUEST_PREFIX}{}", info.name);
+                match raw_call(pid, &group, Kind::Probe, info, &(), left).await {
+                    Ok(_) => return Ok(()),
+                    Err(RpcError::ServiceNotServed { .. })
+                    | Err(RpcError::Transport(Error::NotListening(_))) => {}
+                    Err(e) => return Err(e),
+                }
+                // Not served yet: the child has not reached serve(). Poll, backing off.
+                crate::rt::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+        .await
+    }
+}
+
+impl<Req, Resp> Stub for PidStub<Req, Resp>
+where
+    Req: Serialize + Send + Sync + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    type Req = Req;
+    type Resp = Resp;
+
+    fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
+        let (pid, info, timeout) = (self.pid, self.info, self.timeout);
+        async move {
+            let group = format!("{REQUEST_PREFIX}{}", info.name);
+            let reply = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
+            postcard::from_bytes(&reply).map_err(|e| {
+                tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
+                RpcError::Decode
+            })
+        }
+    }
+}
+
+/// Lists the services `pid` serves, with their methods and fingerprints.
+///
+/// Every endpoint answers this, whether it serves anything or not.
+///
+/// # Errors
+///
+/// [`RpcError::Transport`] when `pid` cannot be reached; [`RpcError::DeadlineExceeded`]
+/// after the default deadline.
+pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
+    async move {
+        let reply = raw_call(
+            pid,
+            INTROSPECT_GROUP,
+            Kind::Call,
+            &INTROSPECT,
+            &(),
+            DEFAULT_TIMEOUT,
+        )
+        .await?;
+        postcard::from_bytes(&reply).map_err(|_| RpcError::Decode)
+    }
+    .await
+}
+
+pub(super) static INTROSPECT: ServiceInfo = ServiceInfo {
+    name: "gproc/introspect",
+    fingerprint: 0,
+    methods: &[],
+};
+
+/// A call waiting for its reply. Dropped before the reply came, it tells the server to
+/// stop the handler.
+struct Pending {
+    id: u64,
+    peer: Arc<Peer>,
+    group: String,
+    answered: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        routing::forget(self.id);
+        if !self.answered {
+            let head = RequestHead {
+                kind: Kind::Cancel,
+                id: self.id,
+                fingerprint: 0,
+                timeout: Duration::ZERO,
+            };
+            if let Ok(data) = head.encode(&()) {
+                let _ = self
+                    .peer
+                    .send_message(&self.group, &data, false, Hold::Batch);
+            }
+        }
+    }
+}
+
+/// The connection to `pid`, once a request of `len` bytes is known to fit both limits.
+async fn connect(pid: u32, len: usize) -> Result<Arc<Peer>, Error> {
+    let limit = settings().max_message_size;
+    if len > limit {
+        return Err(Error::MessageTooLarge { size: len, limit });
+    }
+    driver::attend();
+    let peer = transport::peer(pid).await?;
+    if len > peer.max_message {
+        return Err(Error::MessageTooLarge {
+            size: len,
+            limit: peer.max_message,
+        });
+    }
+    Ok(peer)
+}
+
+async fn raw_call(
+    pid: u32,
+    group: &str,
+    kind: Kind,
+    info: &'static ServiceInfo,
+    body: &impl Serialize,
+    timeout: Duration,
+) -> Result<Bytes, RpcError> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    // Calling is a first use too: bind our endpoint, as sending does.
+    if let Err(e) = super::up() {
+        tracing::debug!("gproc: calling without an endpoint of our own: {e}");
+    }
+    let deadline = crate::rt::deadline_after(timeout);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let head = RequestHead {
+        kind,
+        id,
+        fingerprint: info.fingerprint,
+        timeout,
+    };
+    let data = head.encode(body)?;
+    // One timer for the whole call, set before the request goes out.
+    let expired = crate::rt::sleep_until(deadline);
+    tokio::pin!(expired);
+    let peer = tokio::select! {
+        peer = connect(pid, data.len()) => peer?,
+        () = &mut expired => return Err(RpcError::DeadlineExceeded),
+    };
+    let (tx, rx) = oneshot::channel();
+    routing::expect(id, &peer, tx);
+    let mut pending = Pending {
+        id,
+        peer: peer.clone(),
+        group: group.to_owned(),
+        answered: false,
+    };
+    // The reply tells of delivery, and a closed connection of failure: no need for an
+    // acknowledgement. Other calls in flight to this peer: this request may share a write.
+    if let Err(e) = peer.send_message(group, &data, false, Hold::Batch) {
+        pending.answered = true;
+        return Err(RpcError::Transport(e));
+    }
+    driver::attend();
+    let (status, body) = tokio::select! {
+        reply = rx => reply.map_err(|_| RpcError::Transport(Error::ConnectionLost))?,
+        () = peer.closed() => {
+            pending.answered = true;
+            return Err(RpcError::Transport(Error::ConnectionLost));
+        }
+        () = &mut expired => return Err(RpcError::DeadlineExceeded),
+    };
+    pending.answered = true;
+    let service = || info.name.to_owned();
+    match status {
+        Status::Ok => Ok(body),
+        Status::NotServed => Err(RpcError::ServiceNotServed { service: service() }),
+        Status::SchemaMismatch => Err(RpcError::SchemaMismatch { service: service() }),
+        Status::Decode => Err(RpcError::Decode),
+        Status::Panicked => Err(RpcError::HandlerPanicked),
+        Status::Deadline => Err(RpcError::DeadlineExceeded),
+        Status::TooLarge => {
+            let (size, limit) = postcard::from_bytes::<(u64, u64)>(&body).unwrap_or_default();
+            Err(RpcError::Transport(Error::MessageTooLarge {
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            }))
+        }
+    }
+}

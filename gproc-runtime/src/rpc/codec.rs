@@ -1,0 +1,114 @@
+//! The fixed headers of requests and replies; the bodies are postcard.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use serde::Serialize;
+
+use super::RpcError;
+
+pub(super) const REQUEST_HEAD: usize = 25;
+pub(super) const REPLY_HEAD: usize = 9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Call = 0,
+    Cancel = 1,
+    Probe = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    Ok = 0,
+    NotServed = 1,
+    SchemaMismatch = 2,
+    Decode = 3,
+    Panicked = 4,
+    Deadline = 5,
+    /// The reply was over the caller's size limit; the body holds size and limit (u64 each).
+    TooLarge = 6,
+}
+
+impl Status {
+    fn from_u8(byte: u8) -> Status {
+        match byte {
+            0 => Status::Ok,
+            1 => Status::NotServed,
+            2 => Status::SchemaMismatch,
+            4 => Status::Panicked,
+            5 => Status::Deadline,
+            6 => Status::TooLarge,
+            _ => Status::Decode,
+        }
+    }
+}
+
+pub(super) struct RequestHead {
+    pub kind: Kind,
+    pub id: u64,
+    pub fingerprint: u64,
+    pub timeout: Duration,
+}
+
+impl RequestHead {
+    /// The request message: this head, then `body` encoded right after it, in one buffer.
+    pub fn encode(&self, body: &impl Serialize) -> Result<Bytes, RpcError> {
+        let mut out = Vec::with_capacity(REQUEST_HEAD + 64);
+        out.put_u8(self.kind as u8);
+        out.put_u64_le(self.id);
+        out.put_u64_le(self.fingerprint);
+        out.put_u64_le(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX));
+        let out = postcard::to_extend(body, out).map_err(|e| {
+            tracing::warn!("gproc: cannot encode a request: {e}");
+            RpcError::Decode
+        })?;
+        Ok(Bytes::from(out))
+    }
+
+    pub fn decode(data: &[u8]) -> Option<RequestHead> {
+        let head = data.get(..REQUEST_HEAD)?;
+        let kind = match head[0] {
+            0 => Kind::Call,
+            1 => Kind::Cancel,
+            2 => Kind::Probe,
+            _ => return None,
+        };
+        Some(RequestHead {
+            kind,
+            id: u64_at(head, 1),
+            fingerprint: u64_at(head, 9),
+            timeout: Duration::from_micros(u64_at(head, 17)),
+        })
+    }
+}
+
+/// The reply message: status and id, then `body` encoded right after them, in one buffer.
+pub(super) fn encode_reply(id: u64, status: Status, body: &impl Serialize) -> Bytes {
+    let mut out = Vec::with_capacity(REPLY_HEAD + 64);
+    out.put_u8(status as u8);
+    out.put_u64_le(id);
+    match postcard::to_extend(body, out) {
+        Ok(out) => Bytes::from(out),
+        Err(e) => {
+            tracing::warn!("gproc: cannot encode a reply: {e}");
+            let mut out = Vec::with_capacity(REPLY_HEAD);
+            out.put_u8(Status::Decode as u8);
+            out.put_u64_le(id);
+            Bytes::from(out)
+        }
+    }
+}
+
+/// A reply's status, id and body; `None` for a reply too short to have a head.
+pub(super) fn decode_reply(data: &Bytes) -> Option<(Status, u64, Bytes)> {
+    let head = data.get(..REPLY_HEAD)?;
+    Some((
+        Status::from_u8(head[0]),
+        u64_at(head, 1),
+        data.slice(REPLY_HEAD..),
+    ))
+}
+
+fn u64_at(buf: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or_default())
+}

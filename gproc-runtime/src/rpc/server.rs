@@ -1,0 +1,303 @@
+//! The served services, and the dispatcher that runs their handlers.
+//!
+//! A request arrives on a connection's reader (through the inbox's route) and is
+//! started at once as a task of its own on the runtime that called `serve()`. Each
+//! client gets its own room for running handlers: a client that sends thousands of calls
+//! and then stops reading holds up no other client. A handler that finishes leaves its
+//! reply in that client's connection and gives its room back at once, whether the client
+//! reads or not; only when a client leaves a megabyte of replies unread does its
+//! connection stop taking requests, until it reads.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::codec::{encode_reply, Kind, RequestHead, Status, REQUEST_HEAD};
+use super::routing::install_routes;
+use super::{RpcError, Serve, ServiceDescription, ServiceInfo};
+use crate::config::settings;
+use crate::groups::{INTROSPECT_GROUP, REPLY_GROUP, REQUEST_PREFIX};
+use crate::inbox::Route;
+use crate::transport::writer::OUT_LIMIT;
+use crate::transport::{lock, wire, Delivery, Hold, Peer};
+
+/// Serves `service` on this process's endpoint until the runtime it runs on shuts down
+/// (or this future is dropped): what `{Trait}Server::serve` calls.
+///
+/// Each request runs in its own task on the current runtime, stopped when its deadline
+/// passes or its caller drops the call.
+///
+/// # Errors
+///
+/// [`RpcError::AlreadyServed`] when this process already serves the service;
+/// [`RpcError::Transport`] when the endpoint cannot be bound.
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+pub async fn serve<S>(service: S) -> Result<(), RpcError>
+where
+    S: Serve,
+    S::Req: DeserializeOwned,
+    S::Resp: Serialize,
+{
+    let _registration = register(service)?;
+    super::up()?;
+    crate::transport::driver::attend();
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Registers `service`; it is withdrawn when the registration is dropped.
+fn register<S>(service: S) -> Result<Registration, RpcError>
+where
+    S: Serve,
+    S::Req: DeserializeOwned,
+    S::Resp: Serialize,
+{
+    install_routes();
+    let info = service.info();
+    let dispatcher = Arc::new(Dispatcher {
+        service,
+        runtime: tokio::runtime::Handle::current(),
+        running: Mutex::new(HashMap::new()),
+        clients: Mutex::new(HashMap::new()),
+    });
+    Registration::new(info, dispatcher)
+}
+
+/// What the inbox's route hands a request of a served service to.
+trait Dispatch: Send + Sync {
+    fn info(&self) -> &'static ServiceInfo;
+    /// Starts handling a request from `peer`, or gives it back when that client's room
+    /// is full.
+    fn dispatch(
+        self: Arc<Self>,
+        peer: &Arc<Peer>,
+        head: RequestHead,
+        message: wire::Message,
+    ) -> Delivery;
+}
+
+/// One client's handlers, running or held back.
+#[derive(Default)]
+struct Client {
+    running: AtomicUsize,
+    /// A request waits for room: resume the client's connection when a handler ends.
+    blocked: AtomicBool,
+}
+
+/// A client, by its connection.
+type ClientKey = usize;
+
+fn client_key(peer: &Arc<Peer>) -> ClientKey {
+    Arc::as_ptr(peer) as usize
+}
+
+struct Dispatcher<S> {
+    service: S,
+    /// Where handlers run: the runtime that called `serve()`.
+    runtime: tokio::runtime::Handle,
+    /// Running handlers, by client and call id, for cancellation.
+    running: Mutex<HashMap<(ClientKey, u64), tokio::task::AbortHandle>>,
+    clients: Mutex<HashMap<ClientKey, Arc<Client>>>,
+}
+
+impl<S> Dispatch for Dispatcher<S>
+where
+    S: Serve,
+    S::Req: DeserializeOwned,
+    S::Resp: Serialize,
+{
+    fn info(&self) -> &'static ServiceInfo {
+        self.service.info()
+    }
+
+    fn dispatch(
+        self: Arc<Self>,
+        peer: &Arc<Peer>,
+        head: RequestHead,
+        message: wire::Message,
+    ) -> Delivery {
+        let key = (client_key(peer), head.id);
+        match head.kind {
+            Kind::Cancel => {
+                if let Some(task) = lock(&self.running).remove(&key) {
+                    task.abort();
+                }
+            }
+            Kind::Probe | Kind::Call if head.fingerprint != self.info().fingerprint => {
+                reply(peer, head.id, Status::SchemaMismatch, &());
+            }
+            Kind::Probe => reply(peer, head.id, Status::Ok, &()),
+            Kind::Call => return self.start(peer, head, message),
+        }
+        Delivery::Taken
+    }
+}
+
+impl<S> Dispatcher<S>
+where
+    S: Serve,
+    S::Req: DeserializeOwned,
+    S::Resp: Serialize,
+{
+    fn start(
+        self: Arc<Self>,
+        peer: &Arc<Peer>,
+        head: RequestHead,
+        message: wire::Message,
+    ) -> Delivery {
+        let client = lock(&self.clients)
+            .entry(client_key(peer))
+            .or_default()
+            .clone();
+        if client.running.load(Ordering::Acquire) >= settings().queue_capacity {
+            client.blocked.store(true, Ordering::Release);
+            // A handler may have ended meanwhile, before it could see the flag.
+            if client.running.load(Ordering::Acquire) >= settings().queue_capacity {
+                return Delivery::Full(message);
+            }
+        }
+        if peer.backlog() > OUT_LIMIT {
+            peer.resume_when_drained();
+            if peer.backlog() > OUT_LIMIT {
+                return Delivery::Full(message);
+            }
+        }
+        let Ok(req) = postcard::from_bytes::<S::Req>(&message.data[REQUEST_HEAD..]) else {
+            reply(peer, head.id, Status::Decode, &());
+            return Delivery::Taken;
+        };
+        client.running.fetch_add(1, Ordering::AcqRel);
+        let key = (client_key(peer), head.id);
+        let this = self.clone();
+        let peer = peer.clone();
+        // Held while spawning, so that a handler finishing at once removes an entry
+        // that is already there.
+        let mut running = lock(&self.running);
+        let task = self.runtime.spawn(async move {
+            let handler = AssertUnwindSafe(this.service.serve(req)).catch_unwind();
+            let deadline = crate::rt::deadline_after(head.timeout);
+            let data = match crate::rt::timeout_at(deadline, handler).await {
+                Ok(Ok(resp)) => encode_reply(head.id, Status::Ok, &resp),
+                Ok(Err(_)) => encode_reply(head.id, Status::Panicked, &()),
+                Err(()) => encode_reply(head.id, Status::Deadline, &()),
+            };
+            lock(&this.running).remove(&key);
+            this.finished(&peer, &client);
+            send_reply(&peer, head.id, data);
+        });
+        running.insert(key, task.abort_handle());
+        Delivery::Taken
+    }
+
+    /// A handler of `client` ended: its room is free.
+    fn finished(&self, peer: &Arc<Peer>, client: &Arc<Client>) {
+        if client.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let mut clients = lock(&self.clients);
+            if client.running.load(Ordering::Acquire) == 0 {
+                clients.remove(&client_key(peer));
+            }
+        }
+        if client.blocked.swap(false, Ordering::AcqRel) {
+            peer.resume();
+        }
+    }
+}
+
+/// Answers a request with no body.
+fn reply(peer: &Arc<Peer>, id: u64, status: Status, body: &impl Serialize) {
+    send_reply(peer, id, encode_reply(id, status, body));
+}
+
+/// Sends a reply on the connection the request came on. One too large for the caller
+/// is answered with its size, so that the caller does not wait out its deadline.
+fn send_reply(peer: &Arc<Peer>, id: u64, data: Bytes) {
+    let limit = peer.max_message.min(settings().max_message_size);
+    let data = if data.len() > limit {
+        encode_reply(id, Status::TooLarge, &(data.len() as u64, limit as u64))
+    } else {
+        data
+    };
+    // Replies finishing close together share a write (see `Hold`).
+    let hold = Hold::Batch;
+    if let Err(e) = peer.send_message(REPLY_GROUP, &data, false, hold) {
+        tracing::debug!(peer = peer.pid, "gproc: could not deliver a reply: {e}");
+    }
+}
+
+/// The route of requests and introspection in the inbox.
+pub(super) struct Requests;
+
+impl Route for Requests {
+    fn deliver(&self, peer: &Arc<Peer>, message: wire::Message) -> Delivery {
+        let Some(head) = RequestHead::decode(&message.data) else {
+            return Delivery::Refused("an RPC request without its header".into());
+        };
+        if message.group == INTROSPECT_GROUP {
+            if head.kind != Kind::Cancel {
+                let services: Vec<ServiceDescription> = lock(registry())
+                    .values()
+                    .map(|served| ServiceDescription::from(served.info()))
+                    .collect();
+                reply(peer, head.id, Status::Ok, &services);
+            }
+            return Delivery::Taken;
+        }
+        let service = message
+            .group
+            .strip_prefix(REQUEST_PREFIX)
+            .unwrap_or_default();
+        let served = lock(registry()).get(service).cloned();
+        match served {
+            Some(served) => served.dispatch(peer, head, message),
+            None => {
+                if head.kind != Kind::Cancel {
+                    tracing::debug!(
+                        peer = peer.pid,
+                        service,
+                        "gproc: request for a service not served"
+                    );
+                    reply(peer, head.id, Status::NotServed, &());
+                }
+                Delivery::Taken
+            }
+        }
+    }
+}
+
+type Registry = Mutex<HashMap<&'static str, Arc<dyn Dispatch>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// A service's entry in the registry, removed when its `serve()` ends.
+struct Registration(&'static ServiceInfo);
+
+impl Registration {
+    fn new(info: &'static ServiceInfo, dispatcher: Arc<dyn Dispatch>) -> Result<Self, RpcError> {
+        let mut map = lock(registry());
+        if map.contains_key(info.name) {
+            return Err(RpcError::AlreadyServed {
+                service: info.name.to_owned(),
+            });
+        }
+        map.insert(info.name, dispatcher);
+        Ok(Registration(info))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(registry()).remove(self.0.name);
+    }
+}

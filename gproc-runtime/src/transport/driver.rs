@@ -1,0 +1,395 @@
+//! Who reads the sockets: the task or thread that waits, and a watchdog for when none
+//! does.
+//!
+//! [`drive`] takes every ready source from the poller and runs it: accepts, handshakes,
+//! reads and delivers, flushes. Any thread may call it; one drives at a time, and one
+//! that finds another driving leaves the work to it (the other drains again before it
+//! stops), so nothing is lost and nothing waits on a lock.
+//!
+//! - **A tokio runtime**, of either flavor, gets a driver task the first time it uses
+//!   gproc ([`attend`]): it waits for the poller's descriptor to turn readable in that
+//!   runtime's own reactor and drives. The messages it reads wake receivers of the same
+//!   runtime, on the same thread. After a pass that left acknowledgements owed, it yields
+//!   once, so that the tasks it woke can answer first and carry the acknowledgement in
+//!   their own frame, then writes the rest.
+//! - **The blocking API** drives from the waiting thread itself (`crate::blocking`).
+//! - **The watchdog**, a task on gproc's own background runtime, drives when no one else
+//!   does: every [`TICK`] it looks for events that nobody took and for handshakes past
+//!   their deadline. Once it found such events, or when nothing happened for a while, it
+//!   waits on the poller itself (so an idle process sleeps), until a user's driver is
+//!   seen driving again.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::runtime::{Handle, Id};
+
+use super::connection::Peer;
+use super::poller::{Ready, BATCH, LISTENER};
+use super::{engine, listener, lock, Source};
+
+/// How often the watchdog looks for work nobody took.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+/// After this many ticks without a user's driver driving, the watchdog waits on the
+/// poller itself.
+const QUIET_TICKS: u32 = 50;
+
+static DRIVING: Mutex<()> = Mutex::new(());
+/// Set by a driver that wants a pass: the one driving makes another before it stops.
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Counts the passes of users' drivers (runtime driver tasks, blocking threads): the
+/// watchdog's sign that they are awake.
+static USER_DRIVES: AtomicU64 = AtomicU64::new(0);
+/// When (milliseconds on the watchdog's clock) a future was last polled outside any
+/// runtime and outside `blocking::block_on`: then the watchdog drives for it.
+static FOREIGN_AT: AtomicU64 = AtomicU64::new(0);
+/// Whether a blocking thread leads (waits on the poller).
+static LEADER: AtomicBool = AtomicBool::new(false);
+
+/// Peers owed an acknowledgement, or with frames held for the end of a pass.
+static DIRTY: Mutex<Vec<Arc<Peer>>> = Mutex::new(Vec::new());
+static DIRTY_ANY: AtomicBool = AtomicBool::new(false);
+/// Passes of users' drivers that are open: each will write the dirty peers at its end.
+static PASSES: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs every ready source; returns how many events were handled here.
+pub(crate) fn drive() -> usize {
+    let mut handled = 0;
+    loop {
+        REQUESTED.store(true, Ordering::SeqCst);
+        let guard = match DRIVING.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // The one driving sees the request and makes another pass.
+            Err(TryLockError::WouldBlock) => return handled,
+        };
+        while REQUESTED.swap(false, Ordering::SeqCst) {
+            handled += drain();
+        }
+        drop(guard);
+        if !REQUESTED.load(Ordering::SeqCst) {
+            return handled;
+        }
+    }
+}
+
+fn drain() -> usize {
+    let mut total = 0;
+    let mut ready: Vec<Ready> = Vec::with_capacity(BATCH);
+    loop {
+        ready.clear();
+        if let Err(e) = engine().poller.ready_now(&mut ready) {
+            tracing::warn!("gproc: waiting on the poller failed: {e}");
+            return total;
+        }
+        total += ready.len();
+        for r in &ready {
+            dispatch(r);
+        }
+        if ready.len() < BATCH {
+            return total;
+        }
+    }
+}
+
+fn dispatch(r: &Ready) {
+    if r.token == LISTENER {
+        listener::accept_all();
+        return;
+    }
+    match engine().source(r.token) {
+        Some(Source::Peer(peer)) => {
+            if r.writable {
+                peer.flush();
+            }
+            if r.readable || r.closed {
+                peer.pump();
+            }
+        }
+        Some(Source::Handshake(pending)) => pending.on_ready(),
+        None => {}
+    }
+}
+
+/// Notes that `peer` is owed an acknowledgement or holds frames; see [`flush_dirty`].
+pub(super) fn mark_dirty(peer: &Arc<Peer>) {
+    if !peer.ack_listed.swap(true, Ordering::AcqRel) {
+        lock(&DIRTY).push(peer.clone());
+        DIRTY_ANY.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether acknowledgements are owed, or frames held, that no write has carried yet.
+pub(crate) fn dirty() -> bool {
+    DIRTY_ANY.load(Ordering::SeqCst)
+}
+
+/// Whether a user's driver has a pass open, whose end will write the dirty peers.
+pub(crate) fn pass_open() -> bool {
+    PASSES.load(Ordering::SeqCst) > 0
+}
+
+/// A pass of a user's driver, from its drive to the write of the dirty peers after the
+/// woken tasks had their turn. Dropped, it writes them.
+pub(crate) struct Pass(());
+
+impl Pass {
+    pub(crate) fn open() -> Pass {
+        PASSES.fetch_add(1, Ordering::SeqCst);
+        USER_DRIVES.fetch_add(1, Ordering::Relaxed);
+        Pass(())
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        PASSES.fetch_sub(1, Ordering::SeqCst);
+        flush_dirty();
+    }
+}
+
+/// Writes the acknowledgements owed and the frames held.
+pub(crate) fn flush_dirty() {
+    if !dirty() {
+        return;
+    }
+    let peers = {
+        let mut dirty = lock(&DIRTY);
+        DIRTY_ANY.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *dirty)
+    };
+    for peer in peers {
+        peer.ack_listed.store(false, Ordering::Release);
+        peer.flush();
+    }
+}
+
+/// At exit: acknowledge what was queued, so that a process that takes a message and
+/// exits at once has acknowledged it.
+pub(super) fn flush_at_exit() {
+    flush_dirty();
+}
+
+/// Makes sure that something drives while the caller waits: the driver task of the
+/// caller's runtime (started here on first use), the caller's own thread in
+/// `blocking::block_on`, or else the watchdog.
+pub(crate) fn attend() {
+    start_watchdog();
+    if crate::blocking::in_block_on() {
+        return;
+    }
+    let Ok(runtime) = Handle::try_current() else {
+        return foreign();
+    };
+    let id = runtime.id();
+    thread_local! {
+        static ATTENDED: std::cell::RefCell<Option<(Id, Arc<AtomicBool>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let cached = ATTENDED.with_borrow(|a| {
+        a.as_ref()
+            .is_some_and(|(i, alive)| *i == id && alive.load(Ordering::Acquire))
+    });
+    if cached {
+        return;
+    }
+    match runtime_driver(&runtime, id) {
+        Some(alive) => ATTENDED.set(Some((id, alive))),
+        None => foreign(),
+    }
+}
+
+fn foreign() {
+    FOREIGN_AT.store(now_ms(), Ordering::Release);
+}
+
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// Runtimes with a driver task, by id; the flag is cleared when the runtime shuts down.
+static RUNTIMES: Mutex<Vec<(Id, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
+
+/// The driver task of `runtime`, started if it has none; `None` for gproc's own runtime
+/// (the watchdog's) and for a runtime without an I/O driver.
+fn runtime_driver(runtime: &Handle, id: Id) -> Option<Arc<AtomicBool>> {
+    if id == crate::rt::handle().id() {
+        return None;
+    }
+    let mut runtimes = lock(&RUNTIMES);
+    runtimes.retain(|(_, alive)| alive.load(Ordering::Acquire));
+    if let Some((_, alive)) = runtimes.iter().find(|(i, _)| *i == id) {
+        return Some(alive.clone());
+    }
+    if !crate::rt::has_drivers(runtime) {
+        return None;
+    }
+    let registration = {
+        let _context = runtime.enter();
+        register()
+    };
+    let registration = match registration {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("gproc: cannot watch gproc's sockets from this runtime: {e}");
+            return None;
+        }
+    };
+    let alive = Arc::new(AtomicBool::new(true));
+    let sentinel = Sentinel(alive.clone());
+    runtime.spawn(run_driver(registration, sentinel));
+    tracing::debug!("gproc: this runtime now reads gproc's sockets itself");
+    runtimes.push((id, alive.clone()));
+    Some(alive)
+}
+
+/// The poller's descriptor, registered in the current runtime's reactor.
+fn register() -> std::io::Result<AsyncFd<OwnedFd>> {
+    let fd = engine().poller.fd().try_clone_to_owned()?;
+    // SAFETY: the descriptor is open and owned by the `AsyncFd` for all its life.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Clears its flag when the driver task is dropped: its runtime shut down.
+struct Sentinel(Arc<AtomicBool>);
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+async fn run_driver(registration: AsyncFd<OwnedFd>, _sentinel: Sentinel) {
+    loop {
+        let mut ready = match registration.readable().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::debug!("gproc: a runtime's driver stops: {e}");
+                return;
+            }
+        };
+        let pass = Pass::open();
+        let handled = drive();
+        ready.clear_ready();
+        if handled > 0 || dirty() {
+            // Let the tasks just woken answer first: their frames carry the
+            // acknowledgements owed and share writes. The pass's end writes the rest.
+            tokio::task::yield_now().await;
+        }
+        drop(pass);
+    }
+}
+
+/// Whether a user's driver exists: a runtime's driver task, or a leading blocking thread.
+fn user_driver_exists() -> bool {
+    LEADER.load(Ordering::Acquire)
+        || lock(&RUNTIMES)
+            .iter()
+            .any(|(_, alive)| alive.load(Ordering::Acquire))
+}
+
+fn foreign_recently() -> bool {
+    let at = FOREIGN_AT.load(Ordering::Acquire);
+    at != 0 && now_ms().saturating_sub(at) < 1000
+}
+
+/// Becomes the leading blocking thread, which waits on the poller, if there is none.
+pub(crate) fn try_lead() -> bool {
+    LEADER
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Gives up leading.
+pub(crate) fn stop_leading() {
+    LEADER.store(false, Ordering::Release);
+}
+
+/// A pass by a blocking thread: closed by the caller after it polled its future.
+pub(crate) fn drive_blocking() -> Pass {
+    let pass = Pass::open();
+    drive();
+    pass
+}
+
+/// Starts the watchdog, once.
+pub(crate) fn start_watchdog() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        crate::rt::handle().spawn(watchdog());
+    });
+}
+
+async fn watchdog() {
+    let registration = match register() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("gproc: the watchdog cannot watch the sockets: {e}");
+            return;
+        }
+    };
+    let mut watching = true;
+    let mut quiet = 0;
+    let mut seen = USER_DRIVES.load(Ordering::Relaxed);
+    loop {
+        if watching {
+            let pending = !engine().pending().is_empty() || dirty();
+            let ready = registration.readable();
+            let handled = if pending {
+                match tokio::time::timeout(TICK, ready).await {
+                    Ok(Ok(mut ready)) => {
+                        let n = drive();
+                        ready.clear_ready();
+                        n
+                    }
+                    _ => 0,
+                }
+            } else {
+                match ready.await {
+                    Ok(mut ready) => {
+                        let n = drive();
+                        ready.clear_ready();
+                        n
+                    }
+                    Err(_) => return,
+                }
+            };
+            housekeeping();
+            let now = USER_DRIVES.load(Ordering::Relaxed);
+            if now != seen && !foreign_recently() {
+                tracing::trace!(
+                    handled,
+                    "gproc: a user's driver drives again; watchdog ticks"
+                );
+                watching = false;
+                quiet = 0;
+            }
+            seen = now;
+        } else {
+            tokio::time::sleep(TICK).await;
+            housekeeping();
+            let handled = drive();
+            let now = USER_DRIVES.load(Ordering::Relaxed);
+            quiet = if now == seen { quiet + 1 } else { 0 };
+            seen = now;
+            if handled > 0 || quiet >= QUIET_TICKS || foreign_recently() || !user_driver_exists() {
+                watching = true;
+            }
+        }
+    }
+}
+
+/// Drops handshakes past their deadline and writes owed acknowledgements.
+fn housekeeping() {
+    let now = Instant::now();
+    for pending in engine().pending() {
+        pending.expire(now);
+    }
+    flush_dirty();
+}
