@@ -197,6 +197,10 @@ pub(crate) fn attend() {
     if cached {
         return;
     }
+    if id == crate::rt::handle().id() {
+        // gproc's own tasks (the manager's) are the watchdog's: they can wait a tick.
+        return;
+    }
     match runtime_driver(&runtime, id) {
         Some(alive) => ATTENDED.set(Some((id, alive))),
         None => foreign(),
@@ -218,9 +222,6 @@ static RUNTIMES: Mutex<Vec<(Id, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
 /// The driver task of `runtime`, started if it has none; `None` for gproc's own runtime
 /// (the watchdog's) and for a runtime without an I/O driver.
 fn runtime_driver(runtime: &Handle, id: Id) -> Option<Arc<AtomicBool>> {
-    if id == crate::rt::handle().id() {
-        return None;
-    }
     let mut runtimes = lock(&RUNTIMES);
     runtimes.retain(|(_, alive)| alive.load(Ordering::Acquire));
     if let Some((_, alive)) = runtimes.iter().find(|(i, _)| *i == id) {
@@ -327,37 +328,37 @@ pub(crate) fn start_watchdog() {
 }
 
 async fn watchdog() {
-    let registration = match register() {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("gproc: the watchdog cannot watch the sockets: {e}");
-            return;
-        }
-    };
+    // Registered in this runtime's reactor only while watching: a registration wakes
+    // this thread on every event, even when no task waits on it.
+    let mut registration: Option<AsyncFd<OwnedFd>> = None;
     let mut watching = true;
     let mut quiet = 0;
     let mut seen = USER_DRIVES.load(Ordering::Relaxed);
     loop {
         if watching {
+            let watch = match registration.take().map_or_else(register, Ok) {
+                Ok(watch) => watch,
+                Err(e) => {
+                    tracing::error!("gproc: the watchdog cannot watch the sockets: {e}");
+                    tokio::time::sleep(TICK).await;
+                    continue;
+                }
+            };
             let pending = !engine().pending().is_empty() || dirty();
-            let ready = registration.readable();
-            let handled = if pending {
-                match tokio::time::timeout(TICK, ready).await {
-                    Ok(Ok(mut ready)) => {
+            let handled = {
+                let ready = watch.readable();
+                let ready = if pending {
+                    tokio::time::timeout(TICK, ready).await.ok()
+                } else {
+                    Some(ready.await)
+                };
+                match ready {
+                    Some(Ok(mut ready)) => {
                         let n = drive();
                         ready.clear_ready();
                         n
                     }
                     _ => 0,
-                }
-            } else {
-                match ready.await {
-                    Ok(mut ready) => {
-                        let n = drive();
-                        ready.clear_ready();
-                        n
-                    }
-                    Err(_) => return,
                 }
             };
             housekeeping();
@@ -369,6 +370,8 @@ async fn watchdog() {
                 );
                 watching = false;
                 quiet = 0;
+            } else {
+                registration = Some(watch);
             }
             seen = now;
         } else {
@@ -376,17 +379,24 @@ async fn watchdog() {
             housekeeping();
             let handled = drive();
             let now = USER_DRIVES.load(Ordering::Relaxed);
-            quiet = if now == seen { quiet + 1 } else { 0 };
+            let idle = now == seen;
+            quiet = if idle { quiet + 1 } else { 0 };
             seen = now;
-            if handled > 0 || quiet >= QUIET_TICKS || foreign_recently() || !user_driver_exists() {
+            // Events that waited while no user's driver made a pass in a whole tick: that
+            // driver is not running (a current-thread runtime between two `block_on`s,
+            // a blocking program between two calls). Also watch when nothing happens.
+            let stuck = handled > 0 && idle;
+            if stuck || quiet >= QUIET_TICKS || foreign_recently() || !user_driver_exists() {
                 watching = true;
             }
         }
     }
 }
 
-/// Drops handshakes past their deadline and writes owed acknowledgements.
+/// Drops handshakes past their deadline, writes owed acknowledgements, and accepts what
+/// an earlier accept left waiting (when the process was out of descriptors).
 fn housekeeping() {
+    listener::accept_all();
     let now = Instant::now();
     for pending in engine().pending() {
         pending.expire(now);

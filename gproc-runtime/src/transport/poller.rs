@@ -1,5 +1,11 @@
 //! The process's one epoll instance: the listener and every connection are registered in
-//! it, level-triggered, each under a token.
+//! it, edge-triggered, each under a token.
+//!
+//! Edge-triggered, because a level-triggered source is put back on the ready list each
+//! time it is reported, and for an epoll watched from another epoll (a runtime's reactor,
+//! see `driver`) that wakes the watcher once more for nothing: two passes per message
+//! instead of one. So every source is read until the kernel has nothing more (a short
+//! read, or `EAGAIN`), or, when a queue is full, resumed by whoever makes room.
 //!
 //! The epoll descriptor is itself pollable: it turns readable when one of its sources is
 //! ready. That is what lets any runtime wait for all of gproc's sockets with one
@@ -24,7 +30,7 @@ pub(crate) struct Interest {
 
 impl Interest {
     fn flags(self) -> EventFlags {
-        let mut flags = EventFlags::RDHUP;
+        let mut flags = EventFlags::RDHUP | EventFlags::ET;
         if self.read {
             flags |= EventFlags::IN;
         }
