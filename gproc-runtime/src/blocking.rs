@@ -14,7 +14,6 @@
 //! }
 //! ```
 
-use std::cell::Cell;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -26,7 +25,7 @@ use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
 use crate::error::Result;
 use crate::inbox::Msg;
-use crate::transport::driver;
+use crate::transport::{driver, pass};
 
 /// Runs a future to completion on this thread, with no runtime.
 ///
@@ -51,7 +50,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     let waker = Waker::from(parker.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
-    let _inside = Inside::enter();
+    let _inside = driver::enter_blocking();
     let mut leading = false;
     let mut pass = None;
     let out = loop {
@@ -62,7 +61,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         if let Poll::Ready(out) = polled {
             break out;
         }
-        driver::flush_dirty();
+        pass::flush_dirty();
         leading = leading || driver::try_lead();
         pass = parker.park(leading);
     };
@@ -74,27 +73,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 }
 
 thread_local! {
-    static INSIDE: Cell<bool> = const { Cell::new(false) };
     static PARKER: Arc<Parker> = Arc::new(Parker::new());
-}
-
-/// Whether this thread is inside [`block_on`] (which drives by itself).
-pub(crate) fn in_block_on() -> bool {
-    INSIDE.get()
-}
-
-struct Inside(bool);
-
-impl Inside {
-    fn enter() -> Self {
-        Inside(INSIDE.replace(true))
-    }
-}
-
-impl Drop for Inside {
-    fn drop(&mut self) {
-        INSIDE.set(self.0);
-    }
 }
 
 fn parker() -> Arc<Parker> {
@@ -139,7 +118,7 @@ impl Parker {
 
     /// Sleeps until notified; a leader also wakes for ready sockets, and drives: then
     /// the pass it opened is returned, to be closed once the future was polled.
-    fn park(self: &Arc<Self>, leading: bool) -> Option<driver::Pass> {
+    fn park(self: &Arc<Self>, leading: bool) -> Option<pass::Pass> {
         if self
             .state
             .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
@@ -155,7 +134,7 @@ impl Parker {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(self.clone());
         }
-        let poller = crate::transport::engine().poller.fd();
+        let poller = crate::transport::engine::engine().poller.fd();
         let mut fds = [
             PollFd::from_borrowed_fd(self.fd.as_fd(), PollFlags::IN),
             PollFd::from_borrowed_fd(poller, PollFlags::IN),

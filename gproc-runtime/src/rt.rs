@@ -4,7 +4,7 @@
 //! (`gproc-io`). It runs what must not depend on a user's runtime: the transport's
 //! watchdog, the manager's reaper, and the spawning of children (so that
 //! `PR_SET_PDEATHSIG` follows a thread that lives as long as the process). It is not on
-//! the hot path: see [`crate::transport`] for where I/O runs.
+//! the hot path: the transport's module docs say where I/O runs.
 
 use std::future::Future;
 use std::sync::{Mutex, OnceLock};

@@ -2,38 +2,18 @@
 //! that a layer above registered for a reserved group (the RPC layer's requests and
 //! replies), so that the transport and the inbox never call up into those layers.
 
+mod msg;
 mod queue;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use bytes::Bytes;
-
 use crate::config::settings;
 use crate::groups::RESERVED_PREFIX;
 use crate::identity::pid;
 use crate::transport::{self, lock, wire, Delivery, Peer};
+pub use msg::Msg;
 pub(crate) use queue::Queue;
-
-/// A message received from another process.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), gproc::Error> {
-/// let msg: gproc::Msg = gproc::receive().await?;
-/// println!("from {} to {} in {:?}: {:?}", msg.sender_pid, msg.receiver_pid, msg.group, msg.data);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Msg {
-    /// The sending process's PID, as the kernel reported it for the connection.
-    pub sender_pid: u32,
-    /// This process's PID.
-    pub receiver_pid: u32,
-    /// The group it was sent to (`""` for [`send`](crate::send)).
-    pub group: String,
-    /// The payload.
-    pub data: Bytes,
-}
 
 /// The most distinct groups one process keeps queues for. A peer that names more is
 /// disconnected, so that it cannot make this process allocate without bound.

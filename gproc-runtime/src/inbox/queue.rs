@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use super::Msg;
+use super::msg::Msg;
 use crate::transport::{lock, Peer};
 
 pub(crate) struct Queue {

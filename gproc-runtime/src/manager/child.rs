@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
-use super::Signal;
+use super::signal::Signal;
 use crate::config::settings;
 use crate::error::{Error, Result};
 
@@ -124,7 +124,6 @@ pub(super) async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
 
 fn finish(child: &Child, status: Option<ExitStatus>) {
     crate::transport::forget(child.pid);
-    super::ready::forget(child.pid);
     let exit = match status {
         Some(status) => {
             tracing::debug!(pid = child.pid, %status, "gproc: reaped a child");

@@ -268,7 +268,11 @@ impl Process {
         if let Some(shared) = self.manager.upgrade() {
             shared.lock().insert(child_pid, child.clone());
         }
-        crate::rt::handle().spawn(reap(os_child, child.clone()));
+        let reaped = child.clone();
+        crate::rt::handle().spawn(async move {
+            reap(os_child, reaped).await;
+            ready::forget(child_pid);
+        });
         tracing::debug!(pid = child_pid, "gproc: started a child");
         self.child = Some(child);
         Ok(child_pid)

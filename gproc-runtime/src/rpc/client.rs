@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::codec::{Kind, RequestHead, Status};
+use super::contract::{RpcError, ServiceDescription, ServiceInfo, Stub, DEFAULT_TIMEOUT};
 use super::routing;
-use super::{RpcError, ServiceDescription, ServiceInfo, Stub, DEFAULT_TIMEOUT};
 use crate::config::settings;
 use crate::error::Error;
 use crate::groups::{INTROSPECT_GROUP, REQUEST_PREFIX};
@@ -145,7 +145,7 @@ pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
 }
 
 pub(super) static INTROSPECT: ServiceInfo = ServiceInfo {
-    name: "gproc/introspect",
+    name: INTROSPECT_GROUP,
     fingerprint: 0,
     methods: &[],
 };
@@ -205,7 +205,7 @@ async fn raw_call(
 ) -> Result<Bytes, RpcError> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     // Calling is a first use too: bind our endpoint, as sending does.
-    if let Err(e) = super::up() {
+    if let Err(e) = routing::up() {
         tracing::debug!("gproc: calling without an endpoint of our own: {e}");
     }
     let deadline = crate::rt::deadline_after(timeout);

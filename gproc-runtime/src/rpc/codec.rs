@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes};
 use serde::Serialize;
 
-use super::RpcError;
+use super::contract::RpcError;
 
 pub(super) const REQUEST_HEAD: usize = 25;
 pub(super) const REPLY_HEAD: usize = 9;

@@ -1,11 +1,14 @@
 //! The RPC layer that `#[gproc::service]` builds on: the contract traits, the client
 //! stub, the dispatcher, deadlines, cancellation and introspection.
 //!
-//! - [`codec`]: the headers of requests and replies;
-//! - [`client`]: [`PidStub`], calls by PID, [`introspect`];
-//! - [`routing`]: replies to the calls waiting for them, and the routes installed in the
-//!   inbox at bring-up;
-//! - [`server`]: the registry of served services and the dispatcher.
+//! - `contract`: [`Serve`] and [`Stub`], the traits generated code implements, the
+//!   service descriptions and [`RpcError`];
+//! - `codec`: the headers of requests and replies;
+//! - `server`: the registry of served services, the dispatcher, and the inbox's route
+//!   for requests;
+//! - `routing`: replies to the calls waiting for them, and the bring-up of the routes;
+//! - `client`: [`PidStub`], calls by PID, [`introspect`];
+//! - `serve`: [`serve`], what `{Trait}Server::serve` runs.
 //!
 //! Requests travel as messages in the reserved group `gproc/rpc/<Service>`, replies in
 //! `gproc/reply`, both on the one connection between caller and server, in "quiet"
@@ -20,148 +23,14 @@
 
 mod client;
 mod codec;
+mod contract;
 mod routing;
+mod serve;
 mod server;
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::time::Duration;
-
-use futures_util::FutureExt;
-use serde::{Deserialize, Serialize};
-
-use crate::error::Error;
-
 pub use client::{introspect, PidStub};
-pub use server::serve;
-
-/// Brings this process's endpoint up, with the RPC layer's routes installed: what every
-/// entry point of the public API calls, so that every endpoint answers RPC requests
-/// (`ServiceNotServed`, introspection), whether it serves anything or not.
-///
-/// # Errors
-///
-/// As `endpoint::up`.
-pub(crate) fn up() -> crate::error::Result<()> {
-    routing::install_routes();
-    crate::endpoint::up()
-}
-
-/// The default deadline of a call: 10 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What went wrong in a typed call.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RpcError {
-    /// The message could not be delivered, or the server died during the call.
-    #[error("transport: {0}")]
-    Transport(#[from] Error),
-    /// The call's deadline passed; the server stopped the handler.
-    #[error("the deadline passed before the server answered; the handler was stopped. Raise it with with_timeout")]
-    DeadlineExceeded,
-    /// The process does not serve this service (yet).
-    #[error("the process does not serve {service}; it may not have reached serve() yet (see wait_served)")]
-    ServiceNotServed {
-        /// The service's name.
-        service: String,
-    },
-    /// The process serves another version of this service.
-    #[error("the process serves another version of {service}; rebuild client and server from the same trait")]
-    SchemaMismatch {
-        /// The service's name.
-        service: String,
-    },
-    /// A request or reply could not be decoded.
-    #[error("a request or reply could not be decoded (a bug, or a version mismatch the fingerprint missed)")]
-    Decode,
-    /// The handler panicked; the server goes on serving.
-    #[error("the handler panicked; the server goes on serving other calls")]
-    HandlerPanicked,
-    /// This process already serves this service.
-    #[error("this process already serves {service}; serve each service once")]
-    AlreadyServed {
-        /// The service's name.
-        service: String,
-    },
-}
-
-/// A method of a service, as the macro saw it.
-#[derive(Debug)]
-pub struct MethodInfo {
-    /// The method's name.
-    pub name: &'static str,
-    /// Its signature as written, such as `async fn add(&self, a: i64, b: i64) -> i64`.
-    pub signature: &'static str,
-}
-
-/// A service, as the macro saw it.
-#[derive(Debug)]
-pub struct ServiceInfo {
-    /// The trait's name.
-    pub name: &'static str,
-    /// The hash of the name and every method signature; differs between versions.
-    pub fingerprint: u64,
-    /// The methods, in order.
-    pub methods: &'static [MethodInfo],
-}
-
-/// A service served by a process, as [`introspect`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceDescription {
-    /// The trait's name.
-    pub name: String,
-    /// The service's fingerprint.
-    pub fingerprint: u64,
-    /// Its methods: name and signature text.
-    pub methods: Vec<(String, String)>,
-}
-
-impl From<&ServiceInfo> for ServiceDescription {
-    fn from(info: &ServiceInfo) -> Self {
-        ServiceDescription {
-            name: info.name.to_owned(),
-            fingerprint: info.fingerprint,
-            methods: info
-                .methods
-                .iter()
-                .map(|m| (m.name.to_owned(), m.signature.to_owned()))
-                .collect(),
-        }
-    }
-}
-
-/// The dispatcher side of a service: what `{Trait}Server` implements (tarpc's `Serve`).
-pub trait Serve: Send + Sync + 'static {
-    /// The request enum, one variant per method.
-    type Req: Send + 'static;
-    /// The response enum, one variant per method.
-    type Resp: Send + 'static;
-    /// The service's name, fingerprint and methods.
-    fn info(&self) -> &'static ServiceInfo;
-    /// Runs the method a request names.
-    fn serve(&self, req: Self::Req) -> impl Future<Output = Self::Resp> + Send;
-}
-
-/// The client side of a service: what `{Trait}Client` calls through (tarpc's `Stub`).
-///
-/// [`PidStub`] calls a process by PID; every [`Serve`] is a `Stub` too, so a server can be
-/// called in-process, with no socket, in unit tests.
-pub trait Stub: Send + Sync {
-    /// The request enum.
-    type Req: Send;
-    /// The response enum.
-    type Resp: Send;
-    /// Sends a request and waits for its response.
-    fn call(&self, req: Self::Req) -> impl Future<Output = Result<Self::Resp, RpcError>> + Send;
-}
-
-impl<S: Serve> Stub for S {
-    type Req = S::Req;
-    type Resp = S::Resp;
-    fn call(&self, req: Self::Req) -> impl Future<Output = Result<Self::Resp, RpcError>> + Send {
-        AssertUnwindSafe(self.serve(req))
-            .catch_unwind()
-            .map(|r| r.map_err(|_| RpcError::HandlerPanicked))
-    }
-}
+pub use contract::{
+    MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, Stub, DEFAULT_TIMEOUT,
+};
+pub(crate) use routing::up;
+pub use serve::serve;

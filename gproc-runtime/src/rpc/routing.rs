@@ -55,9 +55,21 @@ impl Route for Replies {
     }
 }
 
+/// Brings this process's endpoint up, with the RPC layer's routes installed: what every
+/// entry point of the public API calls, so that every endpoint answers RPC requests
+/// (`ServiceNotServed`, introspection), whether it serves anything or not.
+///
+/// # Errors
+///
+/// As `endpoint::up`.
+pub(crate) fn up() -> crate::error::Result<()> {
+    install_routes();
+    crate::endpoint::up()
+}
+
 /// Installs, once, the inbox and the routes of RPC traffic: requests to the dispatcher
 /// (every endpoint answers them, served or not), introspection, replies.
-pub(crate) fn install_routes() {
+fn install_routes() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         inbox::install();

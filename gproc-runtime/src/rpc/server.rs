@@ -19,49 +19,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::codec::{encode_reply, Kind, RequestHead, Status, REQUEST_HEAD};
-use super::routing::install_routes;
-use super::{RpcError, Serve, ServiceDescription, ServiceInfo};
+use super::contract::{RpcError, Serve, ServiceDescription, ServiceInfo};
 use crate::config::settings;
 use crate::groups::{INTROSPECT_GROUP, REPLY_GROUP, REQUEST_PREFIX};
 use crate::inbox::Route;
 use crate::transport::writer::OUT_LIMIT;
 use crate::transport::{lock, wire, Delivery, Hold, Peer};
 
-/// Serves `service` on this process's endpoint until the runtime it runs on shuts down
-/// (or this future is dropped): what `{Trait}Server::serve` calls.
-///
-/// Each request runs in its own task on the current runtime, stopped when its deadline
-/// passes or its caller drops the call.
-///
-/// # Errors
-///
-/// [`RpcError::AlreadyServed`] when this process already serves the service;
-/// [`RpcError::Transport`] when the endpoint cannot be bound.
-///
-/// # Panics
-///
-/// Outside a tokio runtime.
-pub async fn serve<S>(service: S) -> Result<(), RpcError>
-where
-    S: Serve,
-    S::Req: DeserializeOwned,
-    S::Resp: Serialize,
-{
-    let _registration = register(service)?;
-    super::up()?;
-    crate::transport::driver::attend();
-    std::future::pending::<()>().await;
-    Ok(())
-}
-
 /// Registers `service`; it is withdrawn when the registration is dropped.
-fn register<S>(service: S) -> Result<Registration, RpcError>
+pub(super) fn register<S>(service: S) -> Result<Registration, RpcError>
 where
     S: Serve,
     S::Req: DeserializeOwned,
     S::Resp: Serialize,
 {
-    install_routes();
     let info = service.info();
     let dispatcher = Arc::new(Dispatcher {
         service,
@@ -281,7 +252,7 @@ fn registry() -> &'static Registry {
 }
 
 /// A service's entry in the registry, removed when its `serve()` ends.
-struct Registration(&'static ServiceInfo);
+pub(super) struct Registration(&'static ServiceInfo);
 
 impl Registration {
     fn new(info: &'static ServiceInfo, dispatcher: Arc<dyn Dispatch>) -> Result<Self, RpcError> {

@@ -1,21 +1,64 @@
 //! One established connection to a peer process, used in both directions.
+//!
+//! Its reading half ([`In`]) is run by whichever driver finds the socket ready, its
+//! writing half ([`Out`]) by the senders themselves. What it reads goes to the [`Sink`]
+//! the layer above installed. It closes when the peer closes it or breaks the protocol,
+//! and is then forgotten: nothing keeps a descriptor for a dead peer.
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
+use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
-use super::poller::Interest;
-use super::reader::In;
-use super::writer::Out;
-use super::{engine, lock, Source};
+use super::engine::{engine, lock, Source};
+use super::pass::{self, Flush};
+use super::poller::{Interest, Ready};
+use super::reader::{Ended, In, Step};
+use super::wire::{self, Frame};
+use super::writer::{Ack, Hold, Out, MAX_HEAD, OUT_LIMIT};
+use crate::error::{Error, Result};
+
+/// Where the transport hands every message it reads: the inbox, installed by the layer
+/// above at bring-up, so that the transport imports nothing from it.
+pub(crate) trait Sink: Send + Sync {
+    /// Takes a message from `peer`.
+    fn deliver(&self, peer: &Arc<Peer>, message: wire::Message) -> Delivery;
+}
+
+/// What a [`Sink`] did with a message.
+pub(crate) enum Delivery {
+    /// Taken (queued, or handled).
+    Taken,
+    /// No room now: the message is given back, and the sink calls [`Peer::resume`] once
+    /// there is room. Until then nothing more is read from that peer (backpressure on
+    /// that one connection).
+    Full(wire::Message),
+    /// The peer broke a rule; its connection is closed, for this reason.
+    Refused(String),
+}
+
+static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
+
+/// Installs the sink every connection delivers to. Only the first call counts.
+pub(crate) fn install_sink(sink: Box<dyn Sink>) {
+    let _ = SINK.set(sink);
+}
+
+/// Who the peer is, as the handshake established.
+pub(crate) struct Agreed {
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub max_message: usize,
+    /// Whether this process opened the connection.
+    pub initiated_here: bool,
+    /// Told when the connection closes: the table of peers forgets it.
+    pub on_close: fn(&Peer),
+}
 
 /// A connection to one peer process.
-///
-/// Its reading half is run by whichever driver sees it ready (see [`super::driver`]), its
-/// writing half by the senders themselves. It closes when the peer closes it or breaks
-/// the protocol, and is then forgotten: nothing keeps a descriptor for a dead peer.
 pub(crate) struct Peer {
     /// The peer's PID, as the kernel reported it for the socket.
     pub pid: u32,
@@ -25,46 +68,48 @@ pub(crate) struct Peer {
     pub max_message: usize,
     /// Whether this process opened the connection.
     pub initiated_here: bool,
-    pub(super) token: u64,
-    pub(super) stream: Arc<UnixStream>,
-    pub(super) out: Mutex<Out>,
-    pub(super) inn: Mutex<In>,
+    on_close: fn(&Peer),
+    token: u64,
+    stream: Arc<UnixStream>,
+    out: Mutex<Out>,
+    inn: Mutex<In>,
     /// Acknowledged messages from the peer queued here so far: what we acknowledge.
-    pub(super) delivered: AtomicU64,
-    /// Whether this peer is in the driver's list of peers that owe an acknowledgement.
-    pub(super) ack_listed: AtomicBool,
+    delivered: AtomicU64,
+    /// Whether this connection is listed for the end of the pass (see [`pass`]).
+    dirty: AtomicBool,
     /// Senders waiting for room in the outgoing buffer.
-    pub(super) room: Notify,
+    room: Notify,
     /// Reading waits for room in a queue (or for the peer to read our replies).
-    pub(super) read_paused: AtomicBool,
+    read_paused: AtomicBool,
     /// Writing waits for the socket to take more.
-    pub(super) write_wanted: AtomicBool,
-    /// A sink refused a frame until the peer reads what waits for it (see
-    /// [`Peer::resume_when_drained`]).
-    pub(super) resume_on_drain: AtomicBool,
+    write_wanted: AtomicBool,
+    /// A sink refused a frame until the peer reads what waits for it.
+    resume_on_drain: AtomicBool,
     /// Whether the socket is in the poller; serializes telling the poller.
     arming: Mutex<bool>,
     closed: watch::Sender<bool>,
 }
 
 impl Peer {
-    pub(super) fn new(
-        hello: super::handshake::Agreed,
+    /// The connection on `stream`, registered in the poller under `token` already.
+    pub(crate) fn new(
+        agreed: Agreed,
         token: u64,
         stream: Arc<UnixStream>,
-        leftover: &[u8],
+        read: &[u8],
     ) -> Arc<Peer> {
         Arc::new(Peer {
-            pid: hello.pid,
-            start_ticks: hello.start_ticks,
-            max_message: hello.max_message,
-            initiated_here: hello.initiated_here,
+            pid: agreed.pid,
+            start_ticks: agreed.start_ticks,
+            max_message: agreed.max_message,
+            initiated_here: agreed.initiated_here,
+            on_close: agreed.on_close,
             token,
             stream,
             out: Mutex::new(Out::default()),
-            inn: Mutex::new(In::new(leftover)),
+            inn: Mutex::new(In::new(read)),
             delivered: AtomicU64::new(0),
-            ack_listed: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
             room: Notify::new(),
             read_paused: AtomicBool::new(false),
             write_wanted: AtomicBool::new(false),
@@ -74,19 +119,18 @@ impl Peer {
         })
     }
 
-    /// Starts reading: the socket, registered in the poller under its token during the
-    /// handshake, now names this connection.
-    pub(super) fn start(self: &Arc<Self>) {
-        engine().set_source(self.token, Source::Peer(self.clone()));
+    /// Starts reading: the socket's token now names this connection, and what came with
+    /// the handshake is delivered.
+    pub(crate) fn start(self: &Arc<Self>) {
+        engine().set_source(self.token, self.clone());
         self.rearm();
+        self.pump();
     }
 
-    /// Tells the poller what this socket waits for now, after reading or writing stalled
-    /// or resumed.
-    ///
-    /// A socket that waits for neither leaves the poller, so that a hang-up, which the
-    /// kernel reports whatever the interest, cannot keep a waiting thread spinning.
-    pub(super) fn rearm(&self) {
+    /// Tells the poller what this socket waits for now. A socket that waits for neither
+    /// leaves the poller, so that a hang-up, which the kernel reports whatever the
+    /// interest, cannot wake a waiting thread over and over.
+    fn rearm(&self) {
         let mut registered = lock(&self.arming);
         if self.is_closed() {
             return;
@@ -122,8 +166,8 @@ impl Peer {
     }
 
     /// Closes the connection: every send not yet acknowledged fails with
-    /// [`ConnectionLost`](crate::Error::ConnectionLost), the socket leaves the poller and
-    /// the tables, and its descriptor is closed once the last user lets go of it.
+    /// [`Error::ConnectionLost`], the socket leaves the poller and the tables, and its
+    /// descriptor is closed once the last user lets go of it.
     pub(crate) fn close(&self, why: &str) {
         if self.closed.send_replace(true) {
             return;
@@ -142,13 +186,187 @@ impl Peer {
         lock(&self.out).fail_all();
         self.room.notify_waiters();
         lock(&self.inn).clear();
-        super::peers::closed(self);
+        (self.on_close)(self);
     }
 
-    /// For a sink that refused a frame because the peer does not read what this process
+    /// Writes a message frame for `group`, or leaves it for the end of the pass.
+    ///
+    /// With `acked`, the peer counts it and the returned [`Ack`] resolves once it is
+    /// queued there; otherwise (RPC traffic, whose reply tells of delivery) nothing is
+    /// returned. The caller has checked the group and both size limits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] once the connection is closed.
+    pub(crate) fn send_message(
+        self: &Arc<Self>,
+        group: &str,
+        data: &Bytes,
+        acked: bool,
+        hold: Hold,
+    ) -> Result<Option<Ack>> {
+        let mut head = [0u8; MAX_HEAD];
+        let head = wire::message_head(&mut head, group, data.len(), acked);
+        let holding = matches!(hold, Hold::Batch) && pass::pass_open();
+        let mut out = lock(&self.out);
+        if out.is_closed() {
+            return Err(Error::ConnectionLost);
+        }
+        let owed = self.delivered.load(Ordering::Acquire);
+        let sent = out.message(&self.stream, (head, data), acked, owed, holding);
+        let waiter = match sent {
+            Ok(waiter) => waiter,
+            Err(e) => {
+                drop(out);
+                self.close(&format!("write failed: {e}"));
+                return Err(Error::ConnectionLost);
+            }
+        };
+        let waits = out.queued() > 0;
+        drop(out);
+        if waits && holding {
+            pass::mark_dirty(&self.dirty, || self.clone());
+            // The pass that was to write it may have ended meanwhile: then nobody will.
+            if !pass::pass_open() {
+                self.write_waiting();
+            }
+        } else if waits {
+            self.write_waiting();
+        }
+        Ok(waiter)
+    }
+
+    /// Waits while the outgoing buffer is over its limit, so that a sender to a slow peer
+    /// waits (backpressure) rather than fill memory. A message larger than the limit
+    /// waits for an empty buffer.
+    pub(crate) async fn room(&self, len: usize) -> Result<()> {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let out = lock(&self.out);
+                if out.is_closed() {
+                    return Err(Error::ConnectionLost);
+                }
+                if out.queued() == 0 || out.queued() + len <= OUT_LIMIT {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// How many bytes wait to be written to the peer.
+    pub(crate) fn backlog(&self) -> usize {
+        lock(&self.out).queued()
+    }
+
+    /// For a sink that refuses a frame because the peer does not read what this process
     /// writes to it: reading resumes once the outgoing buffer is half empty.
     pub(crate) fn resume_when_drained(&self) {
         self.resume_on_drain.store(true, Ordering::Release);
+    }
+
+    /// Writes what waits, with the acknowledgement owed if any; watches the socket if it
+    /// is full, and lets waiting senders and refused frames on once there is room.
+    fn write_waiting(self: &Arc<Self>) {
+        let mut out = lock(&self.out);
+        if out.is_closed() {
+            return;
+        }
+        out.push_owed(self.delivered.load(Ordering::Acquire));
+        let drained = match out.flush(&self.stream) {
+            Ok(drained) => drained,
+            Err(e) => {
+                drop(out);
+                return self.close(&format!("write failed: {e}"));
+            }
+        };
+        let below = out.queued() <= OUT_LIMIT / 2;
+        drop(out);
+        if below {
+            self.room.notify_waiters();
+        }
+        if drained == self.write_wanted.load(Ordering::Acquire) {
+            self.write_wanted.store(!drained, Ordering::Release);
+            self.rearm();
+        }
+        if below && self.resume_on_drain.swap(false, Ordering::AcqRel) {
+            self.resume();
+        }
+    }
+
+    /// Reads and delivers what the socket holds.
+    fn pump(self: &Arc<Self>) {
+        let Some(sink) = SINK.get() else {
+            return self.close("a message arrived before the inbox was installed");
+        };
+        let max = crate::config::settings().max_message_size;
+        let mut inn = lock(&self.inn);
+        let mut take = |frame: Frame| match frame {
+            Frame::Ack(count) if lock(&self.out).acked(count) => Step::Next,
+            Frame::Ack(count) => Step::Close(format!(
+                "protocol error: acknowledgement of {count} messages, more than were sent"
+            )),
+            Frame::Message(message) => {
+                let acked = message.ack_wanted;
+                match sink.deliver(self, message) {
+                    Delivery::Taken => {
+                        if acked {
+                            self.delivered.fetch_add(1, Ordering::AcqRel);
+                            pass::mark_dirty(&self.dirty, || self.clone());
+                        }
+                        Step::Next
+                    }
+                    Delivery::Full(message) => Step::Stall(message),
+                    Delivery::Refused(why) => Step::Close(why),
+                }
+            }
+        };
+        let ended = inn.run(&self.stream, max, &mut take);
+        let stalled = inn.stalled();
+        drop(inn);
+        if let Ended::Closed(why) = ended {
+            return self.close(&why);
+        }
+        if stalled != self.read_paused.load(Ordering::Acquire) {
+            self.read_paused.store(stalled, Ordering::Release);
+            self.rearm();
+        }
+    }
+
+    /// Called by a sink that refused a message, once it has room: delivers what waited
+    /// and reads on.
+    pub(crate) fn resume(self: &Arc<Self>) {
+        if self.is_closed() {
+            return;
+        }
+        self.pump();
+        // Outside a driver's pass nobody else writes the acknowledgements owed now.
+        if !pass::pass_open() {
+            pass::flush_dirty();
+        }
+    }
+}
+
+impl Source for Peer {
+    fn ready(self: Arc<Self>, ready: Ready) {
+        if ready.writable {
+            self.write_waiting();
+        }
+        if ready.readable || ready.closed {
+            self.pump();
+        }
+    }
+
+    fn tick(self: Arc<Self>, _now: Instant) {}
+}
+
+impl Flush for Peer {
+    fn flush(self: Arc<Self>) {
+        self.dirty.store(false, Ordering::Release);
+        self.write_waiting();
     }
 }
 

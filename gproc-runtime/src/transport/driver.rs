@@ -12,7 +12,7 @@
 //!   runtime, on the same thread. After a pass that left acknowledgements owed, it yields
 //!   once, so that the tasks it woke can answer first and carry the acknowledgement in
 //!   their own frame, then writes the rest.
-//! - **The blocking API** drives from the waiting thread itself (`crate::blocking`).
+//! - **The blocking API** drives from the waiting thread itself (`blocking::block_on`).
 //! - **The watchdog**, a task on gproc's own background runtime, drives when no one else
 //!   does: every [`TICK`] it looks for events that nobody took and for handshakes past
 //!   their deadline. Once it found such events, or when nothing happened for a while, it
@@ -20,7 +20,7 @@
 //!   seen driving again.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::runtime::{Handle, Id};
 
-use super::connection::Peer;
+use super::engine::{engine, lock};
+use super::pass::{dirty, flush_dirty, user_drives, Pass};
 use super::poller::{Ready, BATCH, LISTENER};
-use super::{engine, listener, lock, Source};
 
 /// How often the watchdog looks for work nobody took.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
@@ -41,20 +41,11 @@ const QUIET_TICKS: u32 = 50;
 static DRIVING: Mutex<()> = Mutex::new(());
 /// Set by a driver that wants a pass: the one driving makes another before it stops.
 static REQUESTED: AtomicBool = AtomicBool::new(false);
-/// Counts the passes of users' drivers (runtime driver tasks, blocking threads): the
-/// watchdog's sign that they are awake.
-static USER_DRIVES: AtomicU64 = AtomicU64::new(0);
 /// When (milliseconds on the watchdog's clock) a future was last polled outside any
 /// runtime and outside `blocking::block_on`: then the watchdog drives for it.
 static FOREIGN_AT: AtomicU64 = AtomicU64::new(0);
 /// Whether a blocking thread leads (waits on the poller).
 static LEADER: AtomicBool = AtomicBool::new(false);
-
-/// Peers owed an acknowledgement, or with frames held for the end of a pass.
-static DIRTY: Mutex<Vec<Arc<Peer>>> = Mutex::new(Vec::new());
-static DIRTY_ANY: AtomicBool = AtomicBool::new(false);
-/// Passes of users' drivers that are open: each will write the dirty peers at its end.
-static PASSES: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs every ready source; returns how many events were handled here.
 pub(crate) fn drive() -> usize {
@@ -97,81 +88,9 @@ fn drain() -> usize {
 }
 
 fn dispatch(r: &Ready) {
-    if r.token == LISTENER {
-        listener::accept_all();
-        return;
+    if let Some(source) = engine().source(r.token) {
+        source.ready(*r);
     }
-    match engine().source(r.token) {
-        Some(Source::Peer(peer)) => {
-            if r.writable {
-                peer.flush();
-            }
-            if r.readable || r.closed {
-                peer.pump();
-            }
-        }
-        Some(Source::Handshake(pending)) => pending.on_ready(),
-        None => {}
-    }
-}
-
-/// Notes that `peer` is owed an acknowledgement or holds frames; see [`flush_dirty`].
-pub(super) fn mark_dirty(peer: &Arc<Peer>) {
-    if !peer.ack_listed.swap(true, Ordering::AcqRel) {
-        lock(&DIRTY).push(peer.clone());
-        DIRTY_ANY.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Whether acknowledgements are owed, or frames held, that no write has carried yet.
-pub(crate) fn dirty() -> bool {
-    DIRTY_ANY.load(Ordering::SeqCst)
-}
-
-/// Whether a user's driver has a pass open, whose end will write the dirty peers.
-pub(crate) fn pass_open() -> bool {
-    PASSES.load(Ordering::SeqCst) > 0
-}
-
-/// A pass of a user's driver, from its drive to the write of the dirty peers after the
-/// woken tasks had their turn. Dropped, it writes them.
-pub(crate) struct Pass(());
-
-impl Pass {
-    pub(crate) fn open() -> Pass {
-        PASSES.fetch_add(1, Ordering::SeqCst);
-        USER_DRIVES.fetch_add(1, Ordering::Relaxed);
-        Pass(())
-    }
-}
-
-impl Drop for Pass {
-    fn drop(&mut self) {
-        PASSES.fetch_sub(1, Ordering::SeqCst);
-        flush_dirty();
-    }
-}
-
-/// Writes the acknowledgements owed and the frames held.
-pub(crate) fn flush_dirty() {
-    if !dirty() {
-        return;
-    }
-    let peers = {
-        let mut dirty = lock(&DIRTY);
-        DIRTY_ANY.store(false, Ordering::SeqCst);
-        std::mem::take(&mut *dirty)
-    };
-    for peer in peers {
-        peer.ack_listed.store(false, Ordering::Release);
-        peer.flush();
-    }
-}
-
-/// At exit: acknowledge what was queued, so that a process that takes a message and
-/// exits at once has acknowledged it.
-pub(super) fn flush_at_exit() {
-    flush_dirty();
 }
 
 /// Makes sure that something drives while the caller waits: the driver task of the
@@ -179,7 +98,7 @@ pub(super) fn flush_at_exit() {
 /// `blocking::block_on`, or else the watchdog.
 pub(crate) fn attend() {
     start_watchdog();
-    if crate::blocking::in_block_on() {
+    if BLOCKING.get() {
         return;
     }
     let Ok(runtime) = Handle::try_current() else {
@@ -300,6 +219,23 @@ fn foreign_recently() -> bool {
     at != 0 && now_ms().saturating_sub(at) < 1000
 }
 
+thread_local! {
+    /// Whether this thread runs `blocking::block_on`, which drives by itself.
+    static BLOCKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as one that drives by itself while it waits (`blocking::block_on`),
+/// until the guard is dropped.
+pub(crate) fn enter_blocking() -> impl Drop {
+    struct Leave(bool);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            BLOCKING.set(self.0);
+        }
+    }
+    Leave(BLOCKING.replace(true))
+}
+
 /// Becomes the leading blocking thread, which waits on the poller, if there is none.
 pub(crate) fn try_lead() -> bool {
     LEADER
@@ -333,7 +269,7 @@ async fn watchdog() {
     let mut registration: Option<AsyncFd<OwnedFd>> = None;
     let mut watching = true;
     let mut quiet = 0;
-    let mut seen = USER_DRIVES.load(Ordering::Relaxed);
+    let mut seen = user_drives();
     loop {
         if watching {
             let watch = match registration.take().map_or_else(register, Ok) {
@@ -344,7 +280,7 @@ async fn watchdog() {
                     continue;
                 }
             };
-            let pending = !engine().pending().is_empty() || dirty();
+            let pending = engine().needs_ticks() || dirty();
             let handled = {
                 let ready = watch.readable();
                 let ready = if pending {
@@ -362,7 +298,7 @@ async fn watchdog() {
                 }
             };
             housekeeping();
-            let now = USER_DRIVES.load(Ordering::Relaxed);
+            let now = user_drives();
             if now != seen && !foreign_recently() {
                 tracing::trace!(
                     handled,
@@ -378,7 +314,7 @@ async fn watchdog() {
             tokio::time::sleep(TICK).await;
             housekeeping();
             let handled = drive();
-            let now = USER_DRIVES.load(Ordering::Relaxed);
+            let now = user_drives();
             let idle = now == seen;
             quiet = if idle { quiet + 1 } else { 0 };
             seen = now;
@@ -393,13 +329,17 @@ async fn watchdog() {
     }
 }
 
-/// Drops handshakes past their deadline, writes owed acknowledgements, and accepts what
-/// an earlier accept left waiting (when the process was out of descriptors).
+/// Ticks the sources that need it (handshakes past their deadline are dropped, an accept
+/// that failed is tried again) and writes what waits for the end of a pass.
 fn housekeeping() {
-    listener::accept_all();
     let now = Instant::now();
-    for pending in engine().pending() {
-        pending.expire(now);
+    let e = engine();
+    if e.needs_ticks() {
+        for source in e.sources() {
+            source.tick(now);
+        }
+    } else if let Some(listener) = e.source(LISTENER) {
+        listener.tick(now);
     }
     flush_dirty();
 }

@@ -2,10 +2,11 @@
 //!
 //! The connecting side writes a [`Hello`] and waits for the [`Welcome`]; the accepting
 //! side checks the hello against the kernel's view of the peer (SO_PEERCRED) and against
-//! `/proc` (the start time), asks [`peers`](super::peers) whether this connection is the
-//! one to keep, and answers. Both ends then hold a [`Peer`], registered under the token
-//! the socket already had in the poller. Nothing here blocks: each step runs when the
-//! socket is readable, and a handshake that does not finish in time is dropped.
+//! `/proc` (the start time), asks the table of peers whether this connection is the one
+//! to keep (through the [`Settle`] it was given), and answers. Both ends then hold a
+//! [`Peer`], registered under the token the socket already had in the poller. Nothing
+//! here blocks: each step runs when the socket is readable, and a handshake that does not
+//! finish in time is dropped.
 
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
@@ -13,20 +14,26 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::connection::Peer;
-use super::poller::Interest;
+use super::connection::{Agreed, Peer};
+use super::engine::{engine, lock, Source};
+use super::poller::{Interest, Ready};
 use super::wire::{self, Hello, Status, Welcome, HELLO_LEN, WELCOME_LEN};
-use super::{engine, lock, peers, Source};
 use crate::config::settings;
 use crate::error::{Error, Result};
 use crate::identity::{own_start_ticks, pid, start_ticks};
 
-/// What both sides agreed on: who the peer is.
-pub(crate) struct Agreed {
-    pub pid: u32,
-    pub start_ticks: u64,
-    pub max_message: usize,
-    pub initiated_here: bool,
+/// Writes this process's welcome with a status.
+pub(crate) type Answer<'a> = &'a dyn Fn(Status) -> std::io::Result<()>;
+
+/// What the table of peers decides, given to the handshake by whoever starts it.
+pub(crate) struct Settle {
+    /// Whether an accepted connection is kept. It calls `answer` to write the welcome
+    /// before the connection becomes visible to senders, so that the welcome comes first.
+    pub accept: fn(Arc<Peer>, Answer<'_>) -> Result<Arc<Peer>, Status>,
+    /// A connection this process opened is established.
+    pub connected: fn(&Arc<Peer>),
+    /// A connection closed.
+    pub closed: fn(&Peer),
 }
 
 /// How a connection this process opened turned out.
@@ -50,26 +57,30 @@ enum Side {
 
 /// A socket whose handshake is in progress.
 pub(crate) struct Pending {
+    settle: &'static Settle,
     token: u64,
     stream: Arc<UnixStream>,
     deadline: Instant,
     side: Side,
     /// What has been read so far.
     got: Mutex<Vec<u8>>,
+    /// The socket has become a connection, or been dropped.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// Starts the accepting side's handshake on a socket the listener accepted.
-pub(super) fn accepted(stream: UnixStream, cred_pid: u32) {
-    if let Err(e) = register(stream, Side::Accepting { cred_pid }) {
+pub(crate) fn accepted(stream: UnixStream, cred_pid: u32, settle: &'static Settle) {
+    if let Err(e) = register(stream, Side::Accepting { cred_pid }, settle) {
         tracing::warn!("gproc: cannot take a connection: {e}");
     }
 }
 
 /// Starts the connecting side's handshake on a socket connected to `target`: the hello
 /// is written at once, and the receiver hears how it went.
-pub(super) fn connecting(
+pub(crate) fn connecting(
     stream: UnixStream,
     target: u32,
+    settle: &'static Settle,
 ) -> Result<oneshot::Receiver<Result<Outcome>>> {
     let hello = Hello {
         version: wire::VERSION,
@@ -80,29 +91,32 @@ pub(super) fn connecting(
     write_all_now(&stream, &hello.encode())?;
     let (tx, rx) = oneshot::channel();
     let done = Mutex::new(Some(tx));
-    register(stream, Side::Connecting { target, done })?;
+    register(stream, Side::Connecting { target, done }, settle)?;
     Ok(rx)
 }
 
-fn register(stream: UnixStream, side: Side) -> std::io::Result<()> {
+fn register(stream: UnixStream, side: Side, settle: &'static Settle) -> std::io::Result<()> {
     let e = engine();
     let token = e.token();
     let pending = Arc::new(Pending {
+        settle,
         token,
         stream: Arc::new(stream),
         deadline: Instant::now() + settings().connect_timeout,
         side,
         got: Mutex::new(Vec::with_capacity(HELLO_LEN)),
+        finished: std::sync::atomic::AtomicBool::new(false),
     });
-    e.set_source(token, Source::Handshake(pending.clone()));
+    e.set_source(token, pending.clone());
     let interest = Interest {
         read: true,
         write: false,
     };
-    if let Err(err) = e.poller.add(&pending.stream, token, interest) {
+    if let Err(err) = e.poller.add(&*pending.stream, token, interest) {
         e.remove_source(token);
         return Err(err);
     }
+    e.timed(true);
     Ok(())
 }
 
@@ -122,7 +136,7 @@ fn write_all_now(stream: &UnixStream, bytes: &[u8]) -> std::io::Result<()> {
 
 impl Pending {
     /// Runs the next step once the socket is readable.
-    pub(super) fn on_ready(self: &Arc<Self>) {
+    fn on_ready(self: &Arc<Self>) {
         let mut got = lock(&self.got);
         let mut buf = [0u8; 4096];
         loop {
@@ -178,9 +192,11 @@ impl Pending {
                     start_ticks: h.start_ticks,
                     max_message: usize::try_from(h.max_message_size).unwrap_or(usize::MAX),
                     initiated_here: false,
+                    on_close: self.settle.closed,
                 };
                 let peer = Peer::new(agreed, self.token, self.stream.clone(), leftover);
-                peers::accept(peer, answer)
+                self.done();
+                (self.settle.accept)(peer, &answer)
             }
             Err(status) => {
                 // Refused either way: whether the peer hears why is its own affair.
@@ -189,10 +205,7 @@ impl Pending {
             }
         };
         match kept {
-            Ok(peer) => {
-                peer.start();
-                peer.pump();
-            }
+            Ok(peer) => peer.start(),
             Err(Status::Superseded) => {
                 tracing::debug!(
                     peer = cred_pid,
@@ -230,11 +243,12 @@ impl Pending {
                     start_ticks: welcome.start_ticks,
                     max_message: usize::try_from(welcome.max_message_size).unwrap_or(usize::MAX),
                     initiated_here: true,
+                    on_close: self.settle.closed,
                 };
                 let peer = Peer::new(agreed, self.token, self.stream.clone(), leftover);
-                peers::connected(&peer);
+                self.done();
+                (self.settle.connected)(&peer);
                 peer.start();
-                peer.pump();
                 return self.report(Ok(Outcome::Established(peer)));
             }
             Status::Superseded => {
@@ -276,26 +290,47 @@ impl Pending {
         self.report(Err(error));
     }
 
-    /// Forgets the socket; its descriptor closes with the last reference.
+    /// The handshake is over: it needs no more ticks.
+    fn done(&self) {
+        if !self
+            .finished
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            engine().timed(false);
+        }
+    }
+
+    /// Forgets the socket, unless a connection took it over; its descriptor closes with
+    /// the last reference.
     fn drop_socket(&self) {
         let e = engine();
-        if let Some(Source::Handshake(_)) = e.source(self.token) {
-            e.poller.delete(&self.stream);
+        let ours = e
+            .source(self.token)
+            .is_some_and(|s| std::ptr::addr_eq(Arc::as_ptr(&s), self as *const Pending));
+        if ours {
+            e.poller.delete(&*self.stream);
             e.remove_source(self.token);
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.done();
+    }
+}
+
+impl Source for Pending {
+    fn ready(self: Arc<Self>, _ready: Ready) {
+        self.on_ready();
     }
 
     /// Drops the handshake if it is past its deadline.
-    pub(super) fn expire(&self, now: Instant) {
-        if now >= self.deadline {
+    fn tick(self: Arc<Self>, now: Instant) {
+        if now >= self.deadline && !self.finished.load(std::sync::atomic::Ordering::Acquire) {
             self.fail(Error::Timeout, "the handshake timed out");
         }
     }
 }
 
 /// This process's answer to a hello.
-pub(super) fn welcome(status: Status) -> Welcome {
+pub(crate) fn welcome(status: Status) -> Welcome {
     Welcome {
         version: wire::VERSION,
         status,

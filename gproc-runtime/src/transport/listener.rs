@@ -6,10 +6,15 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::engine::{engine, lock, Source};
 use super::handshake;
-use super::poller::{Interest, LISTENER};
+use super::pass;
+use super::peers::SETTLE;
+use super::poller::{Interest, Ready, LISTENER};
 use super::wire::Status;
-use super::{engine, lock};
 use crate::config::settings;
 use crate::error::Result;
 use crate::identity::{is_alive, pid};
@@ -53,6 +58,7 @@ pub(crate) fn bind() -> Result<()> {
     };
     engine().poller.add(&listener, LISTENER, interest)?;
     let _ = BOUND.set(listener);
+    engine().set_source(LISTENER, Arc::new(Listener));
     tracing::debug!(path = %path.display(), "gproc endpoint listening");
     Ok(())
 }
@@ -62,8 +68,23 @@ pub(crate) fn is_bound() -> bool {
     BOUND.get().is_some()
 }
 
+/// The listener as a source of the poller.
+struct Listener;
+
+impl Source for Listener {
+    fn ready(self: Arc<Self>, _ready: Ready) {
+        accept_all();
+    }
+
+    /// Accepts what an earlier accept left waiting (when the process was out of
+    /// descriptors): edge-triggered, the listener is not reported again for it.
+    fn tick(self: Arc<Self>, _now: Instant) {
+        accept_all();
+    }
+}
+
 /// Accepts every connection waiting, and starts its handshake.
-pub(super) fn accept_all() {
+fn accept_all() {
     let Some(listener) = BOUND.get() else {
         return;
     };
@@ -106,7 +127,7 @@ pub(super) fn accept_all() {
             );
             continue;
         }
-        handshake::accepted(stream, peer_pid);
+        handshake::accepted(stream, peer_pid, &SETTLE);
     }
 }
 
@@ -146,7 +167,8 @@ fn sweep_stale(dir: &Path) {
 fn remove_at_exit(path: PathBuf) {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     extern "C" fn at_exit() {
-        super::driver::flush_at_exit();
+        // A process that takes a message and exits at once has acknowledged it.
+        pass::flush_dirty();
         if let Some(path) = PATH.get() {
             let _ = std::fs::remove_file(path);
         }

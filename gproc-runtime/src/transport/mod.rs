@@ -34,112 +34,17 @@
 
 pub(crate) mod connection;
 pub(crate) mod driver;
+pub(crate) mod engine;
 pub(crate) mod handshake;
 pub(crate) mod listener;
+pub(crate) mod pass;
 pub(crate) mod peers;
 pub(crate) mod poller;
 pub(crate) mod reader;
 pub mod wire;
 pub(crate) mod writer;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-
-pub(crate) use connection::Peer;
+pub(crate) use connection::{install_sink, Delivery, Peer, Sink};
+pub(crate) use engine::lock;
 pub(crate) use peers::{forget, peer};
 pub(crate) use writer::Hold;
-
-/// Where the transport hands every message it reads: the inbox, installed by the layer
-/// above at bring-up, so that the transport imports nothing from it.
-pub(crate) trait Sink: Send + Sync {
-    /// Takes a message from `peer`.
-    fn deliver(&self, peer: &Arc<Peer>, message: wire::Message) -> Delivery;
-}
-
-/// What a [`Sink`] did with a message.
-pub(crate) enum Delivery {
-    /// Taken (queued, or handled).
-    Taken,
-    /// No room now: the message is given back, and the sink calls [`Peer::resume`] once
-    /// there is room. Until then nothing more is read from that peer (backpressure on
-    /// that one connection).
-    Full(wire::Message),
-    /// The peer broke a rule; its connection is closed, for this reason.
-    Refused(String),
-}
-
-static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
-
-/// Installs the sink every connection delivers to. Only the first call counts.
-pub(crate) fn install_sink(sink: Box<dyn Sink>) {
-    let _ = SINK.set(sink);
-}
-
-pub(crate) fn sink() -> Option<&'static dyn Sink> {
-    SINK.get().map(|s| &**s)
-}
-
-/// A source registered in the poller.
-#[derive(Clone)]
-pub(crate) enum Source {
-    /// A socket whose handshake is not done yet.
-    Handshake(Arc<handshake::Pending>),
-    /// An established connection.
-    Peer(Arc<Peer>),
-}
-
-/// The process's poller and what its tokens name.
-pub(crate) struct Engine {
-    pub poller: poller::Poller,
-    sources: Mutex<HashMap<u64, Source>>,
-    next_token: AtomicU64,
-}
-
-/// The engine, made on first use.
-///
-/// # Panics
-///
-/// When the kernel refuses an epoll instance (out of descriptors at start-up).
-pub(crate) fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine {
-        poller: poller::Poller::new().expect("gproc: cannot create an epoll instance"),
-        sources: Mutex::new(HashMap::new()),
-        next_token: AtomicU64::new(poller::LISTENER + 1),
-    })
-}
-
-impl Engine {
-    pub fn token(&self) -> u64 {
-        self.next_token.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn source(&self, token: u64) -> Option<Source> {
-        lock(&self.sources).get(&token).cloned()
-    }
-
-    pub fn set_source(&self, token: u64, source: Source) {
-        lock(&self.sources).insert(token, source);
-    }
-
-    pub fn remove_source(&self, token: u64) {
-        lock(&self.sources).remove(&token);
-    }
-
-    /// The sockets whose handshake is in progress.
-    pub fn pending(&self) -> Vec<Arc<handshake::Pending>> {
-        lock(&self.sources)
-            .values()
-            .filter_map(|s| match s {
-                Source::Handshake(h) => Some(h.clone()),
-                Source::Peer(_) => None,
-            })
-            .collect()
-    }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section here leaves its data whole.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}

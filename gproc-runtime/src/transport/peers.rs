@@ -14,9 +14,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::connection::Peer;
-use super::handshake::{self, Outcome};
+use super::driver;
+use super::engine::lock;
+use super::handshake::{self, Answer, Outcome, Settle};
 use super::wire::Status;
-use super::{driver, lock};
 use crate::config::settings;
 use crate::error::{Error, Result};
 use crate::identity::{is_alive, pid};
@@ -38,6 +39,13 @@ struct Table {
     /// Told whenever a slot changes: waiters look again.
     changed: Notify,
 }
+
+/// What handshakes ask of this table.
+pub(crate) static SETTLE: Settle = Settle {
+    accept,
+    connected,
+    closed,
+};
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
@@ -124,7 +132,7 @@ async fn connect(target: u32, deadline: tokio::time::Instant) -> Result<Option<A
         );
         return Err(Error::PermissionDenied);
     }
-    let outcome = handshake::connecting(stream, target)?;
+    let outcome = handshake::connecting(stream, target, &SETTLE)?;
     driver::attend();
     match crate::rt::timeout_at(deadline, outcome).await {
         Err(_) => Err(Error::Timeout),
@@ -170,10 +178,7 @@ fn connect_error(target: u32, e: std::io::Error) -> Error {
 ///
 /// The rule that settles a race: of two connections between the same two processes, the
 /// one the lower PID opened is kept.
-pub(super) fn accept(
-    peer: Arc<Peer>,
-    answer: impl FnOnce(Status) -> std::io::Result<()>,
-) -> std::result::Result<Arc<Peer>, Status> {
+fn accept(peer: Arc<Peer>, answer: Answer<'_>) -> std::result::Result<Arc<Peer>, Status> {
     let t = table();
     if peer.pid == pid() {
         // A connection to ourselves: its other end is our primary, this one only serves.
@@ -218,7 +223,7 @@ pub(super) fn accept(
 }
 
 /// Makes a connection this process opened visible.
-pub(super) fn connected(peer: &Arc<Peer>) {
+fn connected(peer: &Arc<Peer>) {
     let t = table();
     let mut slots = lock(&t.slots);
     let slot = slots.entry(peer.pid).or_default();
@@ -231,7 +236,7 @@ pub(super) fn connected(peer: &Arc<Peer>) {
 }
 
 /// Forgets a closed connection; another one to the same process takes its place.
-pub(super) fn closed(peer: &Peer) {
+fn closed(peer: &Peer) {
     let t = table();
     let mut slots = lock(&t.slots);
     if let Some(slot) = slots.get_mut(&peer.pid) {

@@ -1,18 +1,15 @@
-//! The reading half of a connection: frames in, messages to the sink, acknowledgements
-//! to the writer.
+//! The reading half of a connection: bytes in, whole frames out.
 //!
-//! It runs on whichever driver finds the socket readable, and reads until the socket is
-//! empty. A message the sink has no room for stays here, and nothing more is read from
-//! this peer until the sink calls [`Peer::resume`]: backpressure on this connection only.
+//! It reads until the kernel has nothing more (the sources are edge-triggered, see
+//! [`super::poller`]) and hands each frame to the connection. A message the connection
+//! cannot deliver now stays here, and nothing more is read until it is taken: the
+//! backpressure of one connection.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::os::unix::net::UnixStream;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
-use super::connection::Peer;
 use super::wire::{self, Frame, Message};
-use super::{driver, lock, sink, Delivery};
 
 /// Messages at most this long are copied out of the read buffer, so that a small message
 /// waiting in a queue does not pin a whole read buffer.
@@ -22,93 +19,77 @@ const COPY_BELOW: usize = 4096;
 /// rather than mapped, faulted in page by page and unmapped for each message.
 const READ_CHUNK: usize = 64 * 1024 + 1024;
 
-/// What has been read and not yet delivered.
-pub(crate) struct In {
-    buf: BytesMut,
-    /// A message the sink had no room for.
-    stalled: Option<Message>,
-}
-
-impl In {
-    pub(super) fn new(leftover: &[u8]) -> Self {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        buf.extend_from_slice(leftover);
-        In { buf, stalled: None }
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.buf = BytesMut::new();
-        self.stalled = None;
-    }
+/// What the connection did with a frame.
+pub(crate) enum Step {
+    /// Go on.
+    Next,
+    /// It could not take this message now: keep it, and stop reading.
+    Stall(Message),
+    /// Close the connection, for this reason.
+    Close(String),
 }
 
 /// How a pass of reading ended.
-enum Ended {
-    /// The socket is empty, or the sink has no room: wait for the next event.
+pub(crate) enum Ended {
+    /// The socket is empty, or a message waits for room: wait for the next event.
     Waiting,
     /// The connection is over, for this reason.
     Closed(String),
 }
 
-impl Peer {
-    /// Reads and delivers what the socket holds. Run by the driver when the socket is
-    /// readable or hung up.
-    pub(super) fn pump(self: &Arc<Self>) {
-        let mut inn = lock(&self.inn);
-        let ended = inn.run(self);
-        let stalled = inn.stalled.is_some();
-        drop(inn);
-        if let Ended::Closed(why) = ended {
-            self.close(&why);
-            return;
-        }
-        if stalled != self.read_paused.load(Ordering::Acquire) {
-            self.read_paused.store(stalled, Ordering::Release);
-            self.rearm();
-        }
-    }
-
-    /// Called by a sink that refused a message, once it has room: delivers what waited
-    /// and reads on.
-    pub(crate) fn resume(self: &Arc<Self>) {
-        if !self.is_closed() {
-            self.pump();
-            // Outside a driver's pass nobody else writes the acknowledgements owed now.
-            if !driver::pass_open() {
-                driver::flush_dirty();
-            }
-        }
-    }
+/// What has been read and not yet handed over.
+pub(crate) struct In {
+    buf: BytesMut,
+    /// A message the connection could not take.
+    stalled: Option<Message>,
 }
 
 impl In {
-    fn run(&mut self, peer: &Arc<Peer>) -> Ended {
-        let max = crate::config::settings().max_message_size;
+    pub(crate) fn new(leftover: &[u8]) -> Self {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.extend_from_slice(leftover);
+        In { buf, stalled: None }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.buf = BytesMut::new();
+        self.stalled = None;
+    }
+
+    /// Whether a message waits for room.
+    pub(crate) fn stalled(&self) -> bool {
+        self.stalled.is_some()
+    }
+
+    /// Hands over the message that waited, then what is buffered, then what the socket
+    /// holds, frame by frame, until the socket is empty or `take` stalls.
+    pub(crate) fn run(
+        &mut self,
+        stream: &UnixStream,
+        max: usize,
+        take: &mut impl FnMut(Frame) -> Step,
+    ) -> Ended {
         if let Some(message) = self.stalled.take() {
-            match self.deliver(peer, message) {
-                Ok(true) => {}
-                Ok(false) => return Ended::Waiting,
-                Err(why) => return Ended::Closed(why),
+            if let Some(ended) = self.hand(Frame::Message(message), take) {
+                return ended;
             }
         }
         loop {
-            if let Some(ended) = self.deliver_buffered(peer, max) {
+            if let Some(ended) = self.drain(max, take) {
                 return ended;
             }
             if self.buf.capacity() - self.buf.len() < READ_CHUNK / 8 {
                 self.buf.reserve(READ_CHUNK);
             }
             let spare = self.buf.capacity() - self.buf.len();
-            match read(peer, &mut self.buf) {
+            match read(stream, &mut self.buf) {
                 Ok(0) if self.buf.is_empty() => return Ended::Closed("the peer closed it".into()),
                 Ok(0) => {
                     return Ended::Closed("the peer closed it in the middle of a frame".into())
                 }
-                // A read that does not fill the buffer emptied the socket: deliver what
+                // A read that does not fill the buffer emptied the socket: hand over what
                 // came, and skip the read that would only say so.
-                Ok(n) if n < spare => {
-                    return self.deliver_buffered(peer, max).unwrap_or(Ended::Waiting);
-                }
+                Ok(n) if n < spare => return self.drain(max, take).unwrap_or(Ended::Waiting),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ended::Waiting,
                 Err(e) => return Ended::Closed(format!("read failed: {e}")),
@@ -116,8 +97,8 @@ impl In {
         }
     }
 
-    /// Delivers the whole frames in the buffer; `Some` when reading must stop.
-    fn deliver_buffered(&mut self, peer: &Arc<Peer>, max: usize) -> Option<Ended> {
+    /// Hands over the whole frames in the buffer; `Some` when reading must stop.
+    fn drain(&mut self, max: usize, take: &mut impl FnMut(Frame) -> Step) -> Option<Ended> {
         loop {
             let len = match wire::frame_len(&self.buf, max) {
                 Ok(Some(len)) if len <= self.buf.len() => len,
@@ -128,56 +109,40 @@ impl In {
                 Ok(None) => return None,
                 Err(e) => return Some(Ended::Closed(format!("protocol error: {e}"))),
             };
-            let frame = self.buf.split_to(len).freeze();
-            match wire::decode_frame(frame) {
-                Ok(Frame::Ack(count)) if peer.acked(count) => {}
-                Ok(Frame::Ack(count)) => {
-                    return Some(Ended::Closed(format!(
-                        "protocol error: acknowledgement of {count} messages, more than were sent"
-                    )))
-                }
-                Ok(Frame::Message(message)) => match self.deliver(peer, message) {
-                    Ok(true) => {}
-                    Ok(false) => return Some(Ended::Waiting),
-                    Err(why) => return Some(Ended::Closed(why)),
-                },
+            let frame = match wire::decode_frame(self.buf.split_to(len).freeze()) {
+                Ok(frame) => frame,
                 Err(e) => return Some(Ended::Closed(format!("protocol error: {e}"))),
+            };
+            if let Some(ended) = self.hand(frame, take) {
+                return Some(ended);
             }
         }
     }
 
-    /// Hands a message to the sink; `Ok(false)` when it had no room and the message
-    /// waits, `Err` when the sink refused it and the connection must close.
-    fn deliver(&mut self, peer: &Arc<Peer>, mut message: Message) -> Result<bool, String> {
-        let Some(sink) = sink() else {
-            return Err("a message arrived before the inbox was installed".into());
+    fn hand(&mut self, frame: Frame, take: &mut impl FnMut(Frame) -> Step) -> Option<Ended> {
+        let frame = match frame {
+            Frame::Message(mut m) if m.data.len() < COPY_BELOW => {
+                m.data = Bytes::copy_from_slice(&m.data);
+                Frame::Message(m)
+            }
+            frame => frame,
         };
-        if message.data.len() < COPY_BELOW {
-            message.data = bytes::Bytes::copy_from_slice(&message.data);
-        }
-        let acked = message.ack_wanted;
-        match sink.deliver(peer, message) {
-            Delivery::Taken => {
-                if acked {
-                    peer.delivered.fetch_add(1, Ordering::AcqRel);
-                    driver::mark_dirty(peer);
-                }
-                Ok(true)
-            }
-            Delivery::Full(message) => {
+        match take(frame) {
+            Step::Next => None,
+            Step::Stall(message) => {
                 self.stalled = Some(message);
-                Ok(false)
+                Some(Ended::Waiting)
             }
-            Delivery::Refused(why) => Err(why),
+            Step::Close(why) => Some(Ended::Closed(why)),
         }
     }
 }
 
 /// Reads into the spare capacity of `buf`.
-fn read(peer: &Peer, buf: &mut BytesMut) -> std::io::Result<usize> {
+fn read(stream: &UnixStream, buf: &mut BytesMut) -> std::io::Result<usize> {
     loop {
         let len = buf.len();
-        match rustix::io::read(&peer.stream, buf.spare_capacity_mut()) {
+        match rustix::io::read(stream, buf.spare_capacity_mut()) {
             Ok((filled, _)) => {
                 let n = filled.len();
                 // SAFETY: `read` initialised the first `n` bytes of the spare capacity.

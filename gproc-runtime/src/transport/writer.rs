@@ -1,29 +1,22 @@
-//! The writing half of a connection.
+//! The writing half of a connection: frames out, acknowledgements counted both ways.
 //!
 //! A sender writes its frame itself, in one `sendmsg`, when nothing waits before it: no
-//! hand-over to another thread. What the socket does not take waits in the connection's
-//! buffer, flushed by the driver once the socket turns writable. An acknowledgement that
-//! this process owes the peer goes out in the same `sendmsg` as the next frame, whatever
-//! its kind; with no frame going that way, the driver writes it on its own (see
-//! [`super::driver`]).
-//!
-//! Under load a frame may wait for a moment that is coming anyway, so that many frames
-//! share a write (see [`Hold`]).
+//! hand-over to another thread. What the socket does not take waits here, written when
+//! the socket turns writable. An acknowledgement that this process owes the peer goes out
+//! in the same `sendmsg` as the next frame, whatever its kind; with no frame going that
+//! way, at the end of the pass (see [`super::pass`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
+use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::oneshot;
 
-use super::connection::Peer;
 use super::wire::{self, ACK_LEN, LEN_PREFIX, MAX_GROUP_LEN};
-use super::{driver, lock};
 use crate::error::{Error, Result};
 
 /// Frames at most this long are copied into the buffer; longer payloads are kept as they
@@ -34,7 +27,7 @@ pub(crate) const OUT_LIMIT: usize = 1 << 20;
 /// The most slices one `sendmsg` takes here.
 const MAX_SLICES: usize = 64;
 /// The largest frame head: length, kind, group length, group.
-const MAX_HEAD: usize = LEN_PREFIX + 2 + MAX_GROUP_LEN;
+pub(crate) const MAX_HEAD: usize = LEN_PREFIX + 2 + MAX_GROUP_LEN;
 
 /// Whether a frame may wait in the buffer for a write that is coming anyway.
 #[derive(Clone, Copy)]
@@ -43,7 +36,7 @@ pub(crate) enum Hold {
     Never,
     /// Let it wait while a driver's pass is open: the tasks that pass woke write their
     /// frames close together, and its end writes them all at once (see
-    /// [`super::driver`]). Outside a pass, write it now. A frame never waits for anything
+    /// [`super::pass`]). Outside a pass, write it now. A frame never waits for anything
     /// that may not come (such as a reply, which a slow handler may take long to send).
     Batch,
 }
@@ -80,8 +73,17 @@ pub(crate) struct Out {
 }
 
 impl Out {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
     /// Fails every waiting send and drops what was not written.
-    pub(super) fn fail_all(&mut self) {
+    pub(crate) fn fail_all(&mut self) {
         self.closed = true;
         self.chunks.clear();
         self.tail.clear();
@@ -112,24 +114,64 @@ impl Out {
         self.tail.extend_from_slice(bytes);
     }
 
-    /// The acknowledgement owed to the peer, if any, marked as told.
-    fn take_owed(&mut self, peer: &Peer) -> Option<[u8; ACK_LEN]> {
-        let delivered = peer.delivered.load(Ordering::Acquire);
+    /// The acknowledgement owed to the peer, `delivered` messages being queued here, if
+    /// it was not told yet; marked as told.
+    pub(crate) fn take_owed(&mut self, delivered: u64) -> Option<[u8; ACK_LEN]> {
         (delivered > self.ack_sent).then(|| {
             self.ack_sent = delivered;
             wire::encode_ack(delivered)
         })
     }
 
+    /// Queues the owed acknowledgement, if any, behind what waits.
+    pub(crate) fn push_owed(&mut self, delivered: u64) {
+        if let Some(ack) = self.take_owed(delivered) {
+            self.push(&ack, None);
+        }
+    }
+
+    /// Writes a message frame now if nothing waits before it and it need not wait
+    /// (`hold`), else queues it; with the owed acknowledgement in front. With `acked`,
+    /// returns what resolves once the peer has queued it.
+    pub(crate) fn message(
+        &mut self,
+        stream: &UnixStream,
+        frame: (&[u8], &Bytes),
+        acked: bool,
+        owed: u64,
+        hold: bool,
+    ) -> std::io::Result<Option<Ack>> {
+        let (head, data) = frame;
+        let ack = self.take_owed(owed);
+        let waiter = acked.then(|| {
+            self.sent_acked += 1;
+            let (done, acked) = oneshot::channel();
+            self.waiting.push_back((self.sent_acked, done));
+            Ack(acked)
+        });
+        let parts: [&[u8]; 3] = [ack.as_ref().map_or(&[][..], |a| &a[..]), head, data];
+        let mut written = 0;
+        if self.queued == 0 && !hold {
+            written = send(stream, &parts.map(IoSlice::new))?.unwrap_or(0);
+        }
+        // Keep what the socket did not take, in order.
+        for (i, part) in parts.iter().enumerate() {
+            let skip = written.min(part.len());
+            written -= skip;
+            self.push(&part[skip..], (i == 2).then_some(data));
+        }
+        Ok(waiter)
+    }
+
     /// Writes what waits, until done or the socket is full. `Ok(true)` once all is written.
-    fn flush(&mut self, peer: &Peer) -> std::io::Result<bool> {
+    pub(crate) fn flush(&mut self, stream: &UnixStream) -> std::io::Result<bool> {
         while self.queued > 0 {
             let mut slices = Vec::with_capacity(self.chunks.len().min(MAX_SLICES) + 1);
             slices.extend(self.chunks.iter().take(MAX_SLICES).map(|c| IoSlice::new(c)));
             if slices.len() < MAX_SLICES {
                 slices.push(IoSlice::new(&self.tail));
             }
-            let Some(n) = send(peer, &slices)? else {
+            let Some(n) = send(stream, &slices)? else {
                 return Ok(false);
             };
             self.advance(n);
@@ -156,14 +198,28 @@ impl Out {
             }
         }
     }
+
+    /// The peer acknowledged everything up to `count`. `false` if it claims more than
+    /// was sent: a broken peer.
+    pub(crate) fn acked(&mut self, count: u64) -> bool {
+        if count > self.sent_acked {
+            return false;
+        }
+        while self.waiting.front().is_some_and(|(n, _)| *n <= count) {
+            if let Some((_, done)) = self.waiting.pop_front() {
+                let _ = done.send(Ok(()));
+            }
+        }
+        true
+    }
 }
 
 /// One `sendmsg`: `Ok(None)` when the socket is full. `MSG_NOSIGNAL`, so that a peer
 /// gone meanwhile is an error here and never a `SIGPIPE` for the process.
-fn send(peer: &Peer, slices: &[IoSlice<'_>]) -> std::io::Result<Option<usize>> {
+fn send(stream: &UnixStream, slices: &[IoSlice<'_>]) -> std::io::Result<Option<usize>> {
     loop {
         let sent = rustix::net::sendmsg(
-            &peer.stream,
+            stream,
             slices,
             &mut rustix::net::SendAncillaryBuffer::default(),
             rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
@@ -177,168 +233,5 @@ fn send(peer: &Peer, slices: &[IoSlice<'_>]) -> std::io::Result<Option<usize>> {
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-    }
-}
-
-impl Peer {
-    /// Writes a message frame for `group`, or leaves it in the buffer for the driver.
-    ///
-    /// With `acked`, the peer counts it and the returned [`Ack`] resolves once it is
-    /// queued there; otherwise (RPC traffic, whose reply tells of delivery) nothing is
-    /// returned. The caller has checked the group and both size limits.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::ConnectionLost`] once the connection is closed.
-    pub(crate) fn send_message(
-        self: &Arc<Self>,
-        group: &str,
-        data: &Bytes,
-        acked: bool,
-        hold: Hold,
-    ) -> Result<Option<Ack>> {
-        let mut head = [0u8; MAX_HEAD];
-        let head = wire::message_head(&mut head, group, data.len(), acked);
-        let mut out = lock(&self.out);
-        if out.closed {
-            return Err(Error::ConnectionLost);
-        }
-        let holding = match hold {
-            Hold::Never => false,
-            Hold::Batch => driver::pass_open(),
-        };
-        let ack = out.take_owed(self);
-        let waiter = acked.then(|| {
-            out.sent_acked += 1;
-            let (done, acked) = oneshot::channel();
-            let number = out.sent_acked;
-            out.waiting.push_back((number, done));
-            Ack(acked)
-        });
-        let parts: [&[u8]; 3] = [ack.as_ref().map_or(&[][..], |a| &a[..]), head, data];
-        let mut written = 0;
-        if out.queued == 0 && !holding {
-            let slices = parts.map(IoSlice::new);
-            match send(self, &slices) {
-                Ok(n) => written = n.unwrap_or(0),
-                Err(e) => {
-                    drop(out);
-                    self.close(&format!("write failed: {e}"));
-                    return Err(Error::ConnectionLost);
-                }
-            }
-        }
-        // Keep what the socket did not take, in order.
-        for (i, part) in parts.iter().enumerate() {
-            let skip = written.min(part.len());
-            written -= skip;
-            out.push(&part[skip..], (i == 2).then_some(data));
-        }
-        if holding && out.queued > 0 {
-            driver::mark_dirty(self);
-            drop(out);
-            // The pass that was to write it may have ended meanwhile: then nobody else will.
-            if !driver::pass_open() {
-                self.flush();
-            }
-            return Ok(waiter);
-        }
-        self.after_write(out).map(|()| waiter)
-    }
-
-    /// Flushes what waits; asks the driver to watch the socket if it is full.
-    fn after_write(&self, mut out: std::sync::MutexGuard<'_, Out>) -> Result<()> {
-        if out.queued == 0 {
-            return Ok(());
-        }
-        match out.flush(self) {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                drop(out);
-                if !self.write_wanted.swap(true, Ordering::AcqRel) {
-                    self.rearm();
-                }
-                Ok(())
-            }
-            Err(e) => {
-                drop(out);
-                self.close(&format!("write failed: {e}"));
-                Err(Error::ConnectionLost)
-            }
-        }
-    }
-
-    /// Waits while the outgoing buffer is over its limit, so that a sender to a slow peer
-    /// waits (backpressure) rather than fill memory. A message larger than the limit
-    /// waits for an empty buffer.
-    pub(crate) async fn room(&self, len: usize) -> Result<()> {
-        loop {
-            let notified = self.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let out = lock(&self.out);
-                if out.closed {
-                    return Err(Error::ConnectionLost);
-                }
-                if out.queued == 0 || out.queued + len <= OUT_LIMIT {
-                    return Ok(());
-                }
-            }
-            notified.await;
-        }
-    }
-
-    /// How many bytes wait to be written to the peer.
-    pub(crate) fn backlog(&self) -> usize {
-        lock(&self.out).queued
-    }
-
-    /// Writes what waits, with the acknowledgement owed if any: called when the socket
-    /// turns writable, and at the end of a driver's pass for the frames held for it and
-    /// the acknowledgements owed.
-    pub(super) fn flush(self: &Arc<Self>) {
-        let mut out = lock(&self.out);
-        if out.closed {
-            return;
-        }
-        if let Some(ack) = out.take_owed(self) {
-            out.push(&ack, None);
-        }
-        let drained = match out.flush(self) {
-            Ok(drained) => drained,
-            Err(e) => {
-                drop(out);
-                self.close(&format!("write failed: {e}"));
-                return;
-            }
-        };
-        let below = out.queued <= OUT_LIMIT / 2;
-        drop(out);
-        if below {
-            self.room.notify_waiters();
-        }
-        if drained == self.write_wanted.load(Ordering::Acquire) {
-            self.write_wanted.store(!drained, Ordering::Release);
-            self.rearm();
-        }
-        if below && self.resume_on_drain.swap(false, Ordering::AcqRel) {
-            self.resume();
-        }
-    }
-
-    /// The peer acknowledged everything up to `count`. `false` if it claims more than
-    /// was sent: a broken peer.
-    pub(super) fn acked(&self, count: u64) -> bool {
-        let mut out = lock(&self.out);
-        if count > out.sent_acked {
-            return false;
-        }
-        while out.waiting.front().is_some_and(|(n, _)| *n <= count) {
-            if let Some((_, done)) = out.waiting.pop_front() {
-                let _ = done.send(Ok(()));
-            }
-        }
-        true
     }
 }

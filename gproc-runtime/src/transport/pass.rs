@@ -1,0 +1,85 @@
+//! Driver passes, and the writes that wait for a pass's end.
+//!
+//! A *pass* runs from a driver's reading of the ready sockets to the moment the tasks it
+//! woke have had their turn. What those tasks write meanwhile (replies, answers, the
+//! acknowledgements owed for what was read) waits in the connections' buffers, and the
+//! pass's end writes each connection's share in one `sendmsg`: many frames, one system
+//! call. Outside a pass, a frame is written at once; a frame never waits for anything
+//! that may not come.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::engine::lock;
+
+/// Something with frames or an acknowledgement waiting for the end of a pass.
+pub(crate) trait Flush: Send + Sync {
+    /// Writes what waits.
+    fn flush(self: Arc<Self>);
+}
+
+static DIRTY: Mutex<Vec<Arc<dyn Flush>>> = Mutex::new(Vec::new());
+static DIRTY_ANY: AtomicBool = AtomicBool::new(false);
+/// Passes of users' drivers that are open: each writes the dirty ones at its end.
+static PASSES: AtomicUsize = AtomicUsize::new(0);
+/// Counts the passes of users' drivers (runtime driver tasks, blocking threads): the
+/// watchdog's sign that they are awake.
+static USER_DRIVES: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that `item` has something waiting for the end of a pass. `listed` is its own
+/// flag, so that it is listed once.
+pub(crate) fn mark_dirty(listed: &AtomicBool, item: impl FnOnce() -> Arc<dyn Flush>) {
+    if !listed.swap(true, Ordering::AcqRel) {
+        lock(&DIRTY).push(item());
+        DIRTY_ANY.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether something waits for the end of a pass.
+pub(crate) fn dirty() -> bool {
+    DIRTY_ANY.load(Ordering::SeqCst)
+}
+
+/// Whether a user's driver has a pass open, whose end will write what waits.
+pub(crate) fn pass_open() -> bool {
+    PASSES.load(Ordering::SeqCst) > 0
+}
+
+/// How many passes users' drivers have made.
+pub(crate) fn user_drives() -> u64 {
+    USER_DRIVES.load(Ordering::Relaxed)
+}
+
+/// A pass of a user's driver. Dropped, it writes what waits.
+pub(crate) struct Pass(());
+
+impl Pass {
+    pub(crate) fn open() -> Pass {
+        PASSES.fetch_add(1, Ordering::SeqCst);
+        USER_DRIVES.fetch_add(1, Ordering::Relaxed);
+        Pass(())
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        PASSES.fetch_sub(1, Ordering::SeqCst);
+        flush_dirty();
+    }
+}
+
+/// Writes everything that waits for the end of a pass. Each item clears its own flag
+/// before writing, so that what is added meanwhile lists it again.
+pub(crate) fn flush_dirty() {
+    if !dirty() {
+        return;
+    }
+    let items = {
+        let mut dirty = lock(&DIRTY);
+        DIRTY_ANY.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *dirty)
+    };
+    for item in items {
+        item.flush();
+    }
+}
