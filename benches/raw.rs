@@ -1,154 +1,272 @@
-//! Raw messaging benchmarks: gproc against a plain tokio Unix-socket ping-pong between the
-//! same two processes, with both processes pinned to one CPU and unpinned.
+//! Raw messaging benchmarks: gproc against a plain Unix-socket ping-pong between the same
+//! two processes, on three flavors of driver and peer (a multi-thread tokio runtime, a
+//! current-thread one, and the blocking API with no runtime), with both processes pinned to
+//! one CPU and unpinned.
 //!
 //! Run with `cargo bench --bench raw` (criterion arguments after `--` are forwarded, e.g.
-//! `cargo bench --bench raw -- unpinned/roundtrip_16B`).
+//! `cargo bench --bench raw -- unpinned/blocking/roundtrip_16B`;
+//! `GPROC_BENCH_FLAVOR=blocking cargo bench --bench raw` runs one flavor's drivers only).
+//! The roles (top level, drivers, peer) are described in `benches/support/mod.rs`.
 //!
-//! One binary plays three roles, chosen by environment variables:
+//! Criterion groups, each `<placement>/<flavor>/<scenario>`:
 //!
-//! - top level (neither variable set): re-runs itself as a driver twice, `pinned` then
-//!   `unpinned`, forwarding the command-line arguments, and fails if either driver failed;
-//! - `GPROC_BENCH_DRIVER=pinned|unpinned`: pins itself to one CPU (or not) before any thread
-//!   starts, starts the peer as a child sharing a fresh `GPROC_DIR`, waits for its `ready`
-//!   line and runs the criterion groups `<placement>/roundtrip_16B`, `.../roundtrip_64KiB`
-//!   (each with `gproc` and `tokio_uds`) and `<placement>/ack_send_16B` (`gproc_64tasks`);
-//! - `GPROC_BENCH_ROLE=peer`: echoes the default gproc group, drains the `sink` group and
-//!   serves a length-prefixed tokio `UnixListener` echo; exits when its stdin closes or its
-//!   parent exits.
+//! - `roundtrip_16B`, `roundtrip_64KiB`: `gproc` (`send` to the peer's default group, which
+//!   echoes it, then `receive`) beside the reference ping-pong of the same flavor:
+//!   `tokio_uds` (a tokio `UnixStream` on the same runtime) or, for `blocking`, `std_uds` (a
+//!   `std::os::unix::net::UnixStream`);
+//! - `ack_send_16B`: acknowledged 16-byte sends to the peer's `sink` group from 64 tasks
+//!   (`gproc_64tasks`; 64 threads for `blocking`, `gproc_64threads`), beside 64 tasks (or
+//!   threads) each doing 16-byte ping-pongs on a connection of its own, the echo standing
+//!   for the acknowledgement (`tokio_uds_64tasks`, `std_uds_64threads`).
 //!
-//! With `GPROC_BENCH_PROBE=<scenario>:<iterations>` a driver skips criterion and runs one
-//! scenario a fixed number of times, printing the time per operation; run it under
-//! `perf stat` or `strace -c -f` to count context switches and syscalls per operation.
-//! Scenarios: `rt_gproc_16`, `rt_gproc_65536`, `rt_uds_16`, `rt_uds_65536`, `ack_send_16`.
+//! Probe scenarios (`GPROC_BENCH_PROBE=[<flavor>/]<scenario>:<iterations>`): `rt_gproc_16`,
+//! `rt_uds_16`, `rt_gproc_65536`, `rt_uds_65536`, `ack_gproc_16`, `ack_uds_16`.
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use criterion::{BenchmarkId, Criterion, Throughput};
-use tokio::net::{UnixListener, UnixStream};
+use bytes::Bytes;
+use tokio::runtime::Runtime;
 
-use support::{frame, payload, uds_echo_server, uds_round_trips, Uds, PROBE, STARTUP_TIMEOUT};
+use support::{
+    frame, in_tasks, payload, std_echo_server, std_round_trips, timed, tokio_echo_server,
+    tokio_round_trips, Benchmark, Conn, Driver, Op, Row, StdUds, Threads, TokioUds,
+};
 
-/// The tokio echo socket, in the shared `GPROC_DIR` (not named `<pid>.sock`, so gproc's
-/// sweep of stale endpoints leaves it alone).
+/// The echo socket, in the shared `GPROC_DIR` (not named `<pid>.sock`, so gproc's sweep of
+/// stale endpoints leaves it alone).
 const UDS_NAME: &str = "echo.uds";
 /// The group the throughput benchmark sends to.
 const SINK: &str = "sink";
 /// Concurrent senders in the throughput benchmark.
-const SENDERS: u64 = 64;
+const SENDERS: usize = 64;
 const SMALL: usize = 16;
 const LARGE: usize = 64 * 1024;
 
 fn main() -> ExitCode {
-    support::main("raw", peer, run_driver)
+    support::main::<Raw>()
 }
 
-fn run_driver(placement: &str, dir: &Path, peer: u32) -> Result<(), String> {
-    let rt = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
-    let uds: Uds = rt.block_on(async {
-        gproc::listen()
-            .await
-            .map_err(|e| format!("gproc listen: {e}"))?;
-        let stream = UnixStream::connect(dir.join(UDS_NAME))
-            .await
-            .map_err(|e| format!("connecting to the peer's echo socket: {e}"))?;
-        let uds: Uds = Arc::new(tokio::sync::Mutex::new((stream, BytesMut::new())));
-        // One of each before measuring, so that a broken peer fails fast instead of hanging.
-        let check = async {
-            for size in [SMALL, LARGE] {
-                let data = payload(size);
-                gproc_round_trips(peer, data.clone(), 1).await;
-                uds_round_trips(uds.clone(), frame(&data), 1).await;
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    /// `send` 16 bytes and `receive` their echo.
+    RoundTripSmall,
+    /// `send` 64 KiB and `receive` their echo.
+    RoundTripLarge,
+    /// Acknowledged 16-byte sends from [`SENDERS`] tasks or threads.
+    AckSends,
+}
+
+/// gproc, or the reference Unix-socket ping-pong.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Gproc,
+    Uds,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [
+        Scenario::RoundTripSmall,
+        Scenario::RoundTripLarge,
+        Scenario::AckSends,
+    ];
+
+    fn group(self) -> &'static str {
+        match self {
+            Scenario::RoundTripSmall => "roundtrip_16B",
+            Scenario::RoundTripLarge => "roundtrip_64KiB",
+            Scenario::AckSends => "ack_send_16B",
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Scenario::RoundTripSmall | Scenario::AckSends => SMALL,
+            Scenario::RoundTripLarge => LARGE,
+        }
+    }
+
+    fn probe(self, who: Who) -> &'static str {
+        match (self, who) {
+            (Scenario::RoundTripSmall, Who::Gproc) => "rt_gproc_16",
+            (Scenario::RoundTripSmall, Who::Uds) => "rt_uds_16",
+            (Scenario::RoundTripLarge, Who::Gproc) => "rt_gproc_65536",
+            (Scenario::RoundTripLarge, Who::Uds) => "rt_uds_65536",
+            (Scenario::AckSends, Who::Gproc) => "ack_gproc_16",
+            (Scenario::AckSends, Who::Uds) => "ack_uds_16",
+        }
+    }
+}
+
+struct Raw;
+
+impl Benchmark for Raw {
+    const NAME: &'static str = "raw";
+
+    async fn serve(dir: &Path) -> Result<(), String> {
+        let listener = tokio::net::UnixListener::bind(dir.join(UDS_NAME))
+            .map_err(|e| format!("binding the echo socket: {e}"))?;
+        tokio::spawn(tokio_echo_server(listener));
+        tokio::spawn(async {
+            if let Err(e) = gproc_echo().await {
+                eprintln!("[raw bench peer] gproc echo: {e}");
             }
-            ack_sends(peer, 1).await;
+        });
+        tokio::spawn(async { while gproc::receive_group(SINK).await.is_ok() {} });
+        Ok(())
+    }
+
+    fn serve_blocking(dir: &Path) -> Result<(), String> {
+        std_echo_server(&dir.join(UDS_NAME))?;
+        spawn("gproc-echo", || loop {
+            let msg = gproc::blocking::receive()?;
+            gproc::blocking::send(msg.sender_pid, msg.data)?;
+        })?;
+        spawn("gproc-sink", || {
+            while gproc::blocking::receive_group(SINK).is_ok() {}
+            Ok(())
+        })
+    }
+
+    fn run(driver: &Driver) -> Result<(), String> {
+        let path = driver.dir.join(UDS_NAME);
+        let runtime = driver.flavor.runtime()?;
+        support::listen(runtime.as_ref())?;
+        let side = match runtime {
+            Some(runtime) => {
+                let conns = runtime.block_on(async {
+                    let mut conns = Vec::with_capacity(SENDERS);
+                    for _ in 0..SENDERS {
+                        conns.push(Conn::<tokio::net::UnixStream>::connect(&path).await?);
+                    }
+                    Ok::<_, String>(conns)
+                })?;
+                Side::Tokio { runtime, conns }
+            }
+            None => Side::Blocking {
+                conns: Arc::new(
+                    (0..SENDERS)
+                        .map(|_| Conn::<std::os::unix::net::UnixStream>::connect(&path))
+                        .collect::<Result<_, _>>()?,
+                ),
+                threads: Threads::new(SENDERS),
+            },
         };
-        tokio::time::timeout(STARTUP_TIMEOUT, check)
-            .await
-            .map_err(|_| "no answer from the peer within 30 s".to_string())?;
-        Ok::<_, String>(uds)
-    })?;
+        let rows: Vec<Row> = Scenario::ALL
+            .into_iter()
+            .flat_map(|scenario| [Who::Gproc, Who::Uds].map(|who| (scenario, who)))
+            .map(|(scenario, who)| Row {
+                group: scenario.group(),
+                label: side.label(scenario, who),
+                probe: scenario.probe(who),
+                check: match scenario {
+                    Scenario::AckSends => SENDERS as u64,
+                    _ => 1,
+                },
+                op: side.op(driver.peer, scenario, who),
+            })
+            .collect();
+        driver.measure(&rows)
+    }
+}
 
-    if let Ok(probe) = std::env::var(PROBE) {
-        return rt.block_on(run_probe(&probe, peer, uds));
+/// A driver's end of the reference sockets, and where its operations run.
+enum Side {
+    /// A runtime of the driver's flavor, and [`SENDERS`] tokio connections.
+    Tokio {
+        runtime: Runtime,
+        conns: Vec<TokioUds>,
+    },
+    /// No runtime: [`SENDERS`] `std` connections, and as many threads.
+    Blocking {
+        conns: Arc<Vec<StdUds>>,
+        threads: Threads,
+    },
+}
+
+impl Side {
+    fn label(&self, scenario: Scenario, who: Who) -> &'static str {
+        let blocking = matches!(self, Side::Blocking { .. });
+        match (scenario, who, blocking) {
+            (Scenario::AckSends, Who::Gproc, false) => "gproc_64tasks",
+            (Scenario::AckSends, Who::Gproc, true) => "gproc_64threads",
+            (Scenario::AckSends, Who::Uds, false) => "tokio_uds_64tasks",
+            (Scenario::AckSends, Who::Uds, true) => "std_uds_64threads",
+            (_, Who::Gproc, _) => "gproc",
+            (_, Who::Uds, false) => "tokio_uds",
+            (_, Who::Uds, true) => "std_uds",
+        }
     }
 
-    let mut c = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .configure_from_args();
-
-    for (size, label) in [(SMALL, "16B"), (LARGE, "64KiB")] {
-        let data = payload(size);
+    fn op(&self, peer: u32, scenario: Scenario, who: Who) -> Op<'_> {
+        let data = payload(scenario.size());
         let framed = frame(&data);
-        let mut group = c.benchmark_group(format!("{placement}/roundtrip_{label}"));
-        group.throughput(Throughput::Elements(1));
-        group.bench_function(BenchmarkId::from_parameter("gproc"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
+        let round_trip = !matches!(scenario, Scenario::AckSends);
+        match (self, who) {
+            (Side::Tokio { runtime, .. }, Who::Gproc) if round_trip => {
+                Op::task(runtime, move |n| gproc_round_trips(peer, data.clone(), n))
+            }
+            (Side::Tokio { runtime, conns }, Who::Uds) if round_trip => {
+                let uds = conns[0].clone();
+                Op::task(runtime, move |n| {
+                    tokio_round_trips(uds.clone(), framed.clone(), n)
+                })
+            }
+            (Side::Tokio { runtime, .. }, Who::Gproc) => Op::task(runtime, move |n| {
                 let data = data.clone();
-                async move { spawned(gproc_round_trips(peer, data, iters)).await }
-            })
-        });
-        group.bench_function(BenchmarkId::from_parameter("tokio_uds"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let (uds, framed) = (uds.clone(), framed.clone());
-                async move { spawned(uds_round_trips(uds, framed, iters)).await }
-            })
-        });
-        group.finish();
+                in_tasks(SENDERS, n, move |_, k| gproc_sends(peer, data.clone(), k))
+            }),
+            (Side::Tokio { runtime, conns }, Who::Uds) => {
+                let conns = conns.clone();
+                Op::task(runtime, move |n| {
+                    let (conns, framed) = (conns.clone(), framed.clone());
+                    in_tasks(SENDERS, n, move |i, k| {
+                        tokio_round_trips(conns[i].clone(), framed.clone(), k)
+                    })
+                })
+            }
+            (Side::Blocking { .. }, Who::Gproc) if round_trip => Op::blocking(move |n| {
+                timed(n, |_| {
+                    gproc::blocking::send(peer, data.clone()).expect("gproc::blocking::send");
+                    let echo = gproc::blocking::receive().expect("gproc::blocking::receive");
+                    assert_eq!(echo.data.len(), data.len(), "echo of another size");
+                })
+            }),
+            (Side::Blocking { conns, .. }, Who::Uds) if round_trip => {
+                Op::blocking(move |n| std_round_trips(&conns[0], &framed, n))
+            }
+            (Side::Blocking { threads, .. }, Who::Gproc) => Op::blocking(move |n| {
+                let data = data.clone();
+                threads.run(
+                    n,
+                    Arc::new(move |_, k| {
+                        for _ in 0..k {
+                            gproc::blocking::send_group(peer, SINK, data.clone())
+                                .expect("gproc::blocking::send_group");
+                        }
+                    }),
+                )
+            }),
+            (Side::Blocking { conns, threads }, Who::Uds) => Op::blocking(move |n| {
+                let (conns, framed) = (conns.clone(), framed.clone());
+                threads.run(
+                    n,
+                    Arc::new(move |i, k| {
+                        std_round_trips(&conns[i], &framed, k);
+                    }),
+                )
+            }),
+        }
     }
-
-    let mut group = c.benchmark_group(format!("{placement}/ack_send_16B"));
-    group.throughput(Throughput::Elements(1));
-    group.bench_function(BenchmarkId::from_parameter("gproc_64tasks"), |b| {
-        b.to_async(&rt)
-            .iter_custom(|iters| async move { spawned(ack_sends(peer, iters)).await })
-    });
-    group.finish();
-
-    c.final_summary();
-    Ok(())
-}
-
-/// Runs a measurement as a task on the runtime's workers, where a server's code runs,
-/// rather than on the thread blocked in `block_on`.
-async fn spawned<F>(fut: F) -> Duration
-where
-    F: std::future::Future<Output = Duration> + Send + 'static,
-{
-    tokio::spawn(fut).await.expect("benchmark task panicked")
-}
-
-/// Runs one scenario `iterations` times and prints the time per operation.
-async fn run_probe(probe: &str, peer: u32, uds: Uds) -> Result<(), String> {
-    let (scenario, iterations) = probe
-        .split_once(':')
-        .and_then(|(s, n)| Some((s, n.parse::<u64>().ok()?)))
-        .ok_or_else(|| format!("{PROBE} must be <scenario>:<iterations>, not {probe:?}"))?;
-    let elapsed = match scenario {
-        "rt_gproc_16" => spawned(gproc_round_trips(peer, payload(SMALL), iterations)).await,
-        "rt_gproc_65536" => spawned(gproc_round_trips(peer, payload(LARGE), iterations)).await,
-        "rt_uds_16" => spawned(uds_round_trips(uds, frame(&payload(SMALL)), iterations)).await,
-        "rt_uds_65536" => spawned(uds_round_trips(uds, frame(&payload(LARGE)), iterations)).await,
-        "ack_send_16" => spawned(ack_sends(peer, iterations)).await,
-        other => return Err(format!("unknown probe scenario {other:?}")),
-    };
-    println!(
-        "probe {scenario}: {iterations} operations in {elapsed:?}, {:.2} µs each, {:.0}/s",
-        elapsed.as_secs_f64() * 1e6 / iterations.max(1) as f64,
-        iterations as f64 / elapsed.as_secs_f64()
-    );
-    Ok(())
 }
 
 /// `send` to the peer's default group, then `receive` its echo, `iters` times.
 async fn gproc_round_trips(peer: u32, data: Bytes, iters: u64) -> Duration {
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     for _ in 0..iters {
         gproc::send(peer, data.clone()).await.expect("gproc::send");
         let echo = gproc::receive().await.expect("gproc::receive");
@@ -157,81 +275,39 @@ async fn gproc_round_trips(peer: u32, data: Bytes, iters: u64) -> Duration {
     start.elapsed()
 }
 
-/// `iters` acknowledged 16-byte sends to the peer's `sink` group from [`SENDERS`] tasks.
-async fn ack_sends(peer: u32, iters: u64) -> Duration {
-    let data = Bytes::from_static(&[7u8; SMALL]);
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..SENDERS)
-        .map(|i| {
-            let n = iters / SENDERS + u64::from(i < iters % SENDERS);
-            let data = data.clone();
-            tokio::spawn(async move {
-                for _ in 0..n {
-                    gproc::send_group(peer, SINK, data.clone())
-                        .await
-                        .expect("gproc::send_group");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("sender task panicked");
+/// `iters` acknowledged sends of `data` to the peer's `sink` group.
+async fn gproc_sends(peer: u32, data: Bytes, iters: u64) {
+    for _ in 0..iters {
+        gproc::send_group(peer, SINK, data.clone())
+            .await
+            .expect("gproc::send_group");
     }
-    start.elapsed()
 }
 
 // ---------------------------------------------------------------------------------------
 // Peer
 
-fn peer() -> ExitCode {
-    support::exit_when_stdin_closes();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("[raw bench peer] tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        let dir = PathBuf::from(std::env::var_os(gproc::ENV_DIR).ok_or("GPROC_DIR is not set")?);
-        gproc::listen()
-            .await
-            .map_err(|e| format!("gproc listen: {e}"))?;
-        let listener = UnixListener::bind(dir.join(UDS_NAME))
-            .map_err(|e| format!("binding the echo socket: {e}"))?;
-        tokio::spawn(uds_echo_server(listener));
-        tokio::spawn(gproc_echo());
-        tokio::spawn(drain_sink());
-        println!("ready");
-        gproc::parent_exited().await;
-        Ok::<_, String>(())
-    });
-    match result {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("[raw bench peer] {e}");
-            std::process::exit(1)
-        }
-    }
-}
-
 /// Sends every message of the default group back to its sender.
-async fn gproc_echo() {
+async fn gproc_echo() -> Result<(), gproc::Error> {
     loop {
-        match gproc::receive().await {
-            Ok(msg) => {
-                if let Err(e) = gproc::send(msg.sender_pid, msg.data).await {
-                    eprintln!("[raw bench peer] echo to {}: {e}", msg.sender_pid);
-                }
-            }
-            Err(e) => {
-                eprintln!("[raw bench peer] receive: {e}");
-                return;
-            }
-        }
+        let msg = gproc::receive().await?;
+        gproc::send(msg.sender_pid, msg.data).await?;
     }
 }
 
-async fn drain_sink() {
-    while gproc::receive_group(SINK).await.is_ok() {}
+/// Starts a server loop of the blocking flavor on a thread of its own.
+fn spawn(
+    name: &str,
+    server: impl FnOnce() -> Result<(), gproc::Error> + Send + 'static,
+) -> Result<(), String> {
+    let thread = name.to_owned();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            if let Err(e) = server() {
+                eprintln!("[raw bench peer] {thread}: {e}");
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("starting thread {name}: {e}"))
 }

@@ -1,59 +1,72 @@
 //! RPC benchmarks: gproc's `#[gproc::service]` against tarpc over a Unix socket, served by
-//! the same peer process, with both processes pinned to one CPU and unpinned. A plain tokio
-//! Unix-socket echo of the same 64 KiB is the reference for the bytes echo.
+//! the same peer process, on three flavors of driver and peer (a multi-thread tokio
+//! runtime, a current-thread one, and blocking), with both processes pinned to one CPU and
+//! unpinned. A plain Unix-socket echo of the same 64 KiB is the reference for the bytes
+//! echo.
 //!
 //! Run with `cargo bench --bench rpc` (criterion arguments after `--` are forwarded, e.g.
-//! `cargo bench --bench rpc -- unpinned/add_latency`).
+//! `cargo bench --bench rpc -- unpinned/current_thread/add_latency`;
+//! `GPROC_BENCH_FLAVOR=blocking cargo bench --bench rpc` runs one flavor's drivers only).
+//! The roles (top level, drivers, peer) are described in `benches/support/mod.rs`.
 //!
 //! tarpc runs as its documentation shows for Unix sockets: `tarpc::serde_transport` over a
 //! `tokio::net::UnixStream` framed by tokio-util's `LengthDelimitedCodec`, with its fastest
-//! codec, bincode (tokio-serde's `Bincode`). Both sides carry the 64 KiB payload as
-//! `bytes::Bytes` (`gproc::Bytes`), which serde writes as one byte string, never element by
-//! element.
+//! codec, bincode (tokio-serde's `Bincode`), each request spawned as a task
+//! (`BaseChannel::execute`), on a runtime of the driver's flavor. Both sides carry the
+//! 64 KiB payload as `bytes::Bytes` (`gproc::Bytes`), which serde writes as one byte
+//! string, never element by element.
 //!
-//! One binary plays three roles, chosen by environment variables:
+//! The blocking flavor: the driver calls gproc with no runtime, each call run to completion
+//! by [`block_on`] on the calling thread (64 threads for the calls in flight); the plain
+//! echo is a `std` `UnixStream`. tarpc cannot run without a runtime, so there it runs on a
+//! current-thread runtime in both processes (labelled `tarpc_current_thread`). gproc's
+//! `serve()` needs a tokio runtime in this transport (it spawns each handler on the
+//! caller's runtime), so the blocking flavor's peer serves it from a current-thread runtime
+//! on a thread of its own (see [`serve_gproc_blocking`]).
 //!
-//! - top level (neither variable set): re-runs itself as a driver twice, `pinned` then
-//!   `unpinned`, forwarding the command-line arguments, and fails if either driver failed;
-//! - `GPROC_BENCH_DRIVER=pinned|unpinned`: pins itself to one CPU (or not) before any thread
-//!   starts, starts the peer as a child sharing a fresh `GPROC_DIR`, waits for its `ready`
-//!   line and runs the criterion groups `<placement>/add_latency` (`gproc`, `tarpc`),
-//!   `<placement>/echo_64KiB` (`gproc`, `tarpc`, `raw_uds`) and
-//!   `<placement>/add_64_in_flight` (`gproc`, `tarpc`, in calls per second);
-//! - `GPROC_BENCH_ROLE=peer`: serves the gproc `Bench` service, the tarpc `BenchRpc` service
-//!   on a Unix socket and a length-prefixed tokio `UnixListener` echo; exits when its stdin
-//!   closes or its parent exits.
+//! Criterion groups, each `<placement>/<flavor>/<scenario>`: `add_latency` (`gproc`,
+//! `tarpc`), `echo_64KiB` (`gproc`, `tarpc`, `tokio_uds` or `std_uds`) and
+//! `add_64_in_flight` (`gproc`, `tarpc`, in calls per second).
 //!
-//! With `GPROC_BENCH_PROBE=<scenario>:<iterations>` a driver skips criterion and runs one
-//! scenario a fixed number of times, printing the time per operation; run it under
-//! `perf stat` or `strace -c -f` to count context switches and syscalls per call.
-//! Scenarios: `add_gproc`, `add_tarpc`, `echo_gproc`, `echo_tarpc`, `echo_uds`,
-//! `inflight_gproc`, `inflight_tarpc`.
+//! Probe scenarios (`GPROC_BENCH_PROBE=[<flavor>/]<scenario>:<iterations>`): `add_gproc`,
+//! `add_tarpc`, `echo_gproc`, `echo_tarpc`, `echo_uds`, `inflight_gproc`, `inflight_tarpc`.
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use criterion::{BenchmarkId, Criterion, Throughput};
-use futures_util::{Future, StreamExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
+use tokio::runtime::Runtime;
 
-use support::{frame, payload, uds_echo_server, uds_round_trips, Uds, PROBE, STARTUP_TIMEOUT};
+use support::{
+    frame, in_tasks, on_current_thread, payload, std_echo_server, std_round_trips, timed,
+    tokio_echo_server, tokio_round_trips, Benchmark, Conn, Driver, Flavor, Op, Row, StdUds,
+    Threads, TokioUds, STARTUP_TIMEOUT,
+};
 
 /// The tarpc socket and the raw echo socket, in the shared `GPROC_DIR` (not named
 /// `<pid>.sock`, so gproc's sweep of stale endpoints leaves them alone).
 const TARPC_NAME: &str = "tarpc.uds";
 const UDS_NAME: &str = "echo.uds";
-/// Calls in flight in the throughput benchmark, one task each.
-const IN_FLIGHT: u64 = 64;
+/// Calls in flight in the throughput benchmark, one task (or thread) each.
+const IN_FLIGHT: usize = 64;
 const LARGE: usize = 64 * 1024;
+
+/// Runs a gproc future to completion on this thread, with no runtime: how the blocking
+/// flavor calls gproc's async RPC client. `gproc::blocking::block_on` replaces this body
+/// when the new transport brings it.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    gproc::blocking::block_on(fut)
+}
 
 /// The service gproc serves.
 #[gproc::service]
@@ -97,118 +110,7 @@ impl BenchRpc for Server {
 }
 
 fn main() -> ExitCode {
-    support::main("rpc", peer, run_driver)
-}
-
-/// Everything a scenario calls through.
-#[derive(Clone)]
-struct Clients {
-    gproc: BenchClient,
-    tarpc: BenchRpcClient,
-    uds: Uds,
-}
-
-fn run_driver(placement: &str, dir: &Path, peer: u32) -> Result<(), String> {
-    let rt = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
-    let clients = rt.block_on(async {
-        gproc::listen()
-            .await
-            .map_err(|e| format!("gproc listen: {e}"))?;
-        let gproc = BenchClient::new(peer);
-        gproc
-            .wait_served(STARTUP_TIMEOUT)
-            .await
-            .map_err(|e| format!("the peer does not serve Bench: {e}"))?;
-
-        let conn = UnixStream::connect(dir.join(TARPC_NAME))
-            .await
-            .map_err(|e| format!("connecting to the peer's tarpc socket: {e}"))?;
-        let framed = LengthDelimitedCodec::builder().new_framed(conn);
-        let transport = tarpc::serde_transport::new(framed, Bincode::default());
-        let tarpc = BenchRpcClient::new(tarpc::client::Config::default(), transport).spawn();
-
-        let stream = UnixStream::connect(dir.join(UDS_NAME))
-            .await
-            .map_err(|e| format!("connecting to the peer's echo socket: {e}"))?;
-        let uds: Uds = Arc::new(tokio::sync::Mutex::new((stream, BytesMut::new())));
-        let clients = Clients { gproc, tarpc, uds };
-
-        // One of each before measuring, so that a broken peer fails fast instead of hanging.
-        let check = async {
-            for scenario in [
-                Scenario::AddGproc,
-                Scenario::AddTarpc,
-                Scenario::EchoGproc,
-                Scenario::EchoTarpc,
-                Scenario::EchoUds,
-                Scenario::InFlightGproc,
-                Scenario::InFlightTarpc,
-            ] {
-                scenario.run(&clients, IN_FLIGHT).await;
-            }
-        };
-        tokio::time::timeout(STARTUP_TIMEOUT, check)
-            .await
-            .map_err(|_| "no answer from the peer within 30 s".to_string())?;
-        Ok::<_, String>(clients)
-    })?;
-
-    if let Ok(probe) = std::env::var(PROBE) {
-        return rt.block_on(run_probe(&probe, &clients));
-    }
-
-    let mut c = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .configure_from_args();
-
-    let groups: [(&str, &[(&str, Scenario)]); 3] = [
-        (
-            "add_latency",
-            &[("gproc", Scenario::AddGproc), ("tarpc", Scenario::AddTarpc)],
-        ),
-        (
-            "echo_64KiB",
-            &[
-                ("gproc", Scenario::EchoGproc),
-                ("tarpc", Scenario::EchoTarpc),
-                ("raw_uds", Scenario::EchoUds),
-            ],
-        ),
-        (
-            "add_64_in_flight",
-            &[
-                ("gproc", Scenario::InFlightGproc),
-                ("tarpc", Scenario::InFlightTarpc),
-            ],
-        ),
-    ];
-    for (name, scenarios) in groups {
-        let mut group = c.benchmark_group(format!("{placement}/{name}"));
-        group.throughput(Throughput::Elements(1));
-        for &(label, scenario) in scenarios {
-            group.bench_function(BenchmarkId::from_parameter(label), |b| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let clients = clients.clone();
-                    async move { spawned(async move { scenario.run(&clients, iters).await }).await }
-                })
-            });
-        }
-        group.finish();
-    }
-
-    c.final_summary();
-    Ok(())
-}
-
-/// Runs a measurement as a task on the runtime's workers, where a server's code runs,
-/// rather than on the thread blocked in `block_on`.
-async fn spawned<F>(fut: F) -> Duration
-where
-    F: Future<Output = Duration> + Send + 'static,
-{
-    tokio::spawn(fut).await.expect("benchmark task panicked")
+    support::main::<Rpc>()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -223,119 +125,273 @@ enum Scenario {
 }
 
 impl Scenario {
-    /// Runs `iters` operations and returns how long they took.
-    async fn run(self, clients: &Clients, iters: u64) -> Duration {
+    const ALL: [Scenario; 7] = [
+        Scenario::AddGproc,
+        Scenario::AddTarpc,
+        Scenario::EchoGproc,
+        Scenario::EchoTarpc,
+        Scenario::EchoUds,
+        Scenario::InFlightGproc,
+        Scenario::InFlightTarpc,
+    ];
+
+    fn group(self) -> &'static str {
         match self {
-            Scenario::AddGproc => gproc_adds(clients.gproc.clone(), iters).await,
-            Scenario::AddTarpc => tarpc_adds(clients.tarpc.clone(), iters).await,
-            Scenario::EchoGproc => gproc_echoes(&clients.gproc, payload(LARGE), iters).await,
-            Scenario::EchoTarpc => tarpc_echoes(&clients.tarpc, payload(LARGE), iters).await,
-            Scenario::EchoUds => {
-                uds_round_trips(clients.uds.clone(), frame(&payload(LARGE)), iters).await
-            }
-            Scenario::InFlightGproc => {
-                let client = clients.gproc.clone();
-                in_flight(iters, move |n| gproc_adds(client.clone(), n)).await
-            }
-            Scenario::InFlightTarpc => {
-                let client = clients.tarpc.clone();
-                in_flight(iters, move |n| tarpc_adds(client.clone(), n)).await
-            }
+            Scenario::AddGproc | Scenario::AddTarpc => "add_latency",
+            Scenario::EchoGproc | Scenario::EchoTarpc | Scenario::EchoUds => "echo_64KiB",
+            Scenario::InFlightGproc | Scenario::InFlightTarpc => "add_64_in_flight",
         }
     }
 
-    fn from_name(name: &str) -> Option<Scenario> {
-        Some(match name {
-            "add_gproc" => Scenario::AddGproc,
-            "add_tarpc" => Scenario::AddTarpc,
-            "echo_gproc" => Scenario::EchoGproc,
-            "echo_tarpc" => Scenario::EchoTarpc,
-            "echo_uds" => Scenario::EchoUds,
-            "inflight_gproc" => Scenario::InFlightGproc,
-            "inflight_tarpc" => Scenario::InFlightTarpc,
-            _ => return None,
-        })
+    fn probe(self) -> &'static str {
+        match self {
+            Scenario::AddGproc => "add_gproc",
+            Scenario::AddTarpc => "add_tarpc",
+            Scenario::EchoGproc => "echo_gproc",
+            Scenario::EchoTarpc => "echo_tarpc",
+            Scenario::EchoUds => "echo_uds",
+            Scenario::InFlightGproc => "inflight_gproc",
+            Scenario::InFlightTarpc => "inflight_tarpc",
+        }
+    }
+
+    fn label(self, flavor: Flavor) -> &'static str {
+        let blocking = flavor == Flavor::Blocking;
+        match self {
+            Scenario::AddGproc | Scenario::EchoGproc | Scenario::InFlightGproc => "gproc",
+            Scenario::AddTarpc | Scenario::EchoTarpc | Scenario::InFlightTarpc if blocking => {
+                "tarpc_current_thread"
+            }
+            Scenario::AddTarpc | Scenario::EchoTarpc | Scenario::InFlightTarpc => "tarpc",
+            Scenario::EchoUds if blocking => "std_uds",
+            Scenario::EchoUds => "tokio_uds",
+        }
     }
 }
 
-/// Runs one scenario `iterations` times and prints the time per operation.
-async fn run_probe(probe: &str, clients: &Clients) -> Result<(), String> {
-    let (name, iterations) = probe
-        .split_once(':')
-        .and_then(|(s, n)| Some((s, n.parse::<u64>().ok()?)))
-        .ok_or_else(|| format!("{PROBE} must be <scenario>:<iterations>, not {probe:?}"))?;
-    let scenario =
-        Scenario::from_name(name).ok_or_else(|| format!("unknown probe scenario {name:?}"))?;
-    let clients = clients.clone();
-    let elapsed = spawned(async move { scenario.run(&clients, iterations).await }).await;
-    println!(
-        "probe {name}: {iterations} operations in {elapsed:?}, {:.2} µs each, {:.0}/s",
-        elapsed.as_secs_f64() * 1e6 / iterations.max(1) as f64,
-        iterations as f64 / elapsed.as_secs_f64()
-    );
-    Ok(())
+struct Rpc;
+
+impl Benchmark for Rpc {
+    const NAME: &'static str = "rpc";
+
+    async fn serve(dir: &Path) -> Result<(), String> {
+        let tarpc = UnixListener::bind(dir.join(TARPC_NAME))
+            .map_err(|e| format!("binding the tarpc socket: {e}"))?;
+        let echo = UnixListener::bind(dir.join(UDS_NAME))
+            .map_err(|e| format!("binding the echo socket: {e}"))?;
+        tokio::spawn(tarpc_server(tarpc));
+        tokio::spawn(tokio_echo_server(echo));
+        tokio::spawn(serve_gproc());
+        Ok(())
+    }
+
+    fn serve_blocking(dir: &Path) -> Result<(), String> {
+        std_echo_server(&dir.join(UDS_NAME))?;
+        let tarpc = std::os::unix::net::UnixListener::bind(dir.join(TARPC_NAME))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| format!("binding the tarpc socket: {e}"))?;
+        on_current_thread("tarpc", move || async move {
+            match UnixListener::from_std(tarpc) {
+                Ok(listener) => tarpc_server(listener).await,
+                Err(e) => eprintln!("[rpc bench peer] tarpc socket: {e}"),
+            }
+        })?;
+        serve_gproc_blocking()
+    }
+
+    fn run(driver: &Driver) -> Result<(), String> {
+        let flavor_runtime = driver.flavor.runtime()?;
+        support::listen(flavor_runtime.as_ref())?;
+        let blocking = flavor_runtime.is_none();
+        // With no runtime of the flavor, tarpc's runs on a current-thread one.
+        let runtime = match flavor_runtime {
+            Some(runtime) => runtime,
+            None => Flavor::CurrentThread.runtime()?.expect("a tokio flavor"),
+        };
+
+        let gproc = BenchClient::new(driver.peer);
+        let served = gproc.wait_served(STARTUP_TIMEOUT);
+        if blocking {
+            block_on(served)
+        } else {
+            runtime.block_on(served)
+        }
+        .map_err(|e| format!("the peer does not serve Bench: {e}"))?;
+
+        let tarpc = runtime.block_on(async {
+            let conn = tokio::net::UnixStream::connect(driver.dir.join(TARPC_NAME))
+                .await
+                .map_err(|e| format!("connecting to the peer's tarpc socket: {e}"))?;
+            let framed = LengthDelimitedCodec::builder().new_framed(conn);
+            let transport = tarpc::serde_transport::new(framed, Bincode::default());
+            Ok::<_, String>(
+                BenchRpcClient::new(tarpc::client::Config::default(), transport).spawn(),
+            )
+        })?;
+
+        let uds_path = driver.dir.join(UDS_NAME);
+        let mode = if blocking {
+            Mode::Blocking {
+                uds: Conn::<std::os::unix::net::UnixStream>::connect(&uds_path)?,
+                threads: Threads::new(IN_FLIGHT),
+            }
+        } else {
+            Mode::Tokio(runtime.block_on(Conn::<tokio::net::UnixStream>::connect(&uds_path))?)
+        };
+        let clients = Clients {
+            runtime,
+            gproc,
+            tarpc,
+            mode,
+        };
+
+        let rows: Vec<Row> = Scenario::ALL
+            .into_iter()
+            .map(|scenario| Row {
+                group: scenario.group(),
+                label: scenario.label(driver.flavor),
+                probe: scenario.probe(),
+                check: match scenario {
+                    Scenario::InFlightGproc | Scenario::InFlightTarpc => IN_FLIGHT as u64,
+                    _ => 1,
+                },
+                op: clients.op(scenario),
+            })
+            .collect();
+        driver.measure(&rows)
+    }
+}
+
+/// Everything a driver calls through.
+struct Clients {
+    /// The flavor's runtime, or for the blocking flavor the current-thread one of tarpc.
+    runtime: Runtime,
+    gproc: BenchClient,
+    tarpc: BenchRpcClient,
+    mode: Mode,
+}
+
+/// How gproc and the plain echo run.
+enum Mode {
+    /// On [`Clients::runtime`], with a tokio connection for the echo.
+    Tokio(TokioUds),
+    /// On the driver's thread (and [`IN_FLIGHT`] threads), with a `std` connection.
+    Blocking { uds: StdUds, threads: Threads },
+}
+
+impl Clients {
+    fn op(&self, scenario: Scenario) -> Op<'_> {
+        let runtime = &self.runtime;
+        let (gproc, tarpc) = (self.gproc.clone(), self.tarpc.clone());
+        let data = payload(LARGE);
+        match (scenario, &self.mode) {
+            (Scenario::AddTarpc, _) => Op::task(runtime, move |n| tarpc_adds(tarpc.clone(), n)),
+            (Scenario::EchoTarpc, _) => Op::task(runtime, move |n| {
+                tarpc_echoes(tarpc.clone(), data.clone(), n)
+            }),
+            (Scenario::InFlightTarpc, _) => Op::task(runtime, move |n| {
+                let tarpc = tarpc.clone();
+                in_tasks(IN_FLIGHT, n, move |_, k| tarpc_adds(tarpc.clone(), k))
+            }),
+            (Scenario::AddGproc, Mode::Tokio(_)) => {
+                Op::task(runtime, move |n| gproc_adds(gproc.clone(), n))
+            }
+            (Scenario::EchoGproc, Mode::Tokio(_)) => Op::task(runtime, move |n| {
+                gproc_echoes(gproc.clone(), data.clone(), n)
+            }),
+            (Scenario::InFlightGproc, Mode::Tokio(_)) => Op::task(runtime, move |n| {
+                let gproc = gproc.clone();
+                in_tasks(IN_FLIGHT, n, move |_, k| gproc_adds(gproc.clone(), k))
+            }),
+            (Scenario::EchoUds, Mode::Tokio(uds)) => {
+                let (uds, framed) = (uds.clone(), frame(&data));
+                Op::task(runtime, move |n| {
+                    tokio_round_trips(uds.clone(), framed.clone(), n)
+                })
+            }
+            (Scenario::AddGproc, Mode::Blocking { .. }) => {
+                Op::blocking(move |n| gproc_adds_blocking(&gproc, n))
+            }
+            (Scenario::EchoGproc, Mode::Blocking { .. }) => Op::blocking(move |n| {
+                timed(n, |_| {
+                    check_echo(
+                        &data,
+                        block_on(gproc.echo(data.clone())).expect("gproc echo"),
+                    )
+                })
+            }),
+            (Scenario::InFlightGproc, Mode::Blocking { threads, .. }) => Op::blocking(move |n| {
+                let gproc = gproc.clone();
+                threads.run(
+                    n,
+                    Arc::new(move |_, k| {
+                        gproc_adds_blocking(&gproc, k);
+                    }),
+                )
+            }),
+            (Scenario::EchoUds, Mode::Blocking { uds, .. }) => {
+                let framed = frame(&data);
+                Op::blocking(move |n| std_round_trips(uds, &framed, n))
+            }
+        }
+    }
+}
+
+fn check_sum(i: u64, sum: i32) {
+    assert_eq!(sum, (i as i32).wrapping_add(1));
+}
+
+fn check_echo(data: &Bytes, echo: Bytes) {
+    assert_eq!(echo.len(), data.len(), "echo of another size");
 }
 
 /// `iters` sequential `add` calls through gproc.
 async fn gproc_adds(client: BenchClient, iters: u64) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
-        let a = i as i32;
-        let sum = client.add(a, 1).await.expect("gproc add");
-        assert_eq!(sum, a.wrapping_add(1));
+        check_sum(i, client.add(i as i32, 1).await.expect("gproc add"));
     }
     start.elapsed()
+}
+
+/// `iters` sequential `add` calls through gproc, each run to completion by [`block_on`].
+fn gproc_adds_blocking(client: &BenchClient, iters: u64) -> Duration {
+    timed(iters, |i| {
+        check_sum(i, block_on(client.add(i as i32, 1)).expect("gproc add"))
+    })
 }
 
 /// `iters` sequential `add` calls through tarpc.
 async fn tarpc_adds(client: BenchRpcClient, iters: u64) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
-        let a = i as i32;
         let sum = client
-            .add(tarpc::context::current(), a, 1)
+            .add(tarpc::context::current(), i as i32, 1)
             .await
             .expect("tarpc add");
-        assert_eq!(sum, a.wrapping_add(1));
+        check_sum(i, sum);
     }
     start.elapsed()
 }
 
 /// `iters` sequential echoes of `data` through gproc.
-async fn gproc_echoes(client: &BenchClient, data: Bytes, iters: u64) -> Duration {
+async fn gproc_echoes(client: BenchClient, data: Bytes, iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
-        let echo = client.echo(data.clone()).await.expect("gproc echo");
-        assert_eq!(echo.len(), data.len(), "echo of another size");
+        check_echo(&data, client.echo(data.clone()).await.expect("gproc echo"));
     }
     start.elapsed()
 }
 
 /// `iters` sequential echoes of `data` through tarpc.
-async fn tarpc_echoes(client: &BenchRpcClient, data: Bytes, iters: u64) -> Duration {
+async fn tarpc_echoes(client: BenchRpcClient, data: Bytes, iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         let echo = client
             .echo(tarpc::context::current(), data.clone())
             .await
             .expect("tarpc echo");
-        assert_eq!(echo.len(), data.len(), "echo of another size");
-    }
-    start.elapsed()
-}
-
-/// `iters` calls made by [`IN_FLIGHT`] tasks, each calling in a loop.
-async fn in_flight<F, Fut>(iters: u64, calls: F) -> Duration
-where
-    F: Fn(u64) -> Fut,
-    Fut: Future<Output = Duration> + Send + 'static,
-{
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..IN_FLIGHT)
-        .map(|i| tokio::spawn(calls(iters / IN_FLIGHT + u64::from(i < iters % IN_FLIGHT))))
-        .collect();
-    for task in tasks {
-        task.await.expect("caller task panicked");
+        check_echo(&data, echo);
     }
     start.elapsed()
 }
@@ -343,47 +399,24 @@ where
 // ---------------------------------------------------------------------------------------
 // Peer
 
-fn peer() -> ExitCode {
-    support::exit_when_stdin_closes();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("[rpc bench peer] tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        let dir = PathBuf::from(std::env::var_os(gproc::ENV_DIR).ok_or("GPROC_DIR is not set")?);
-        gproc::listen()
-            .await
-            .map_err(|e| format!("gproc listen: {e}"))?;
-        let tarpc = UnixListener::bind(dir.join(TARPC_NAME))
-            .map_err(|e| format!("binding the tarpc socket: {e}"))?;
-        let echo = UnixListener::bind(dir.join(UDS_NAME))
-            .map_err(|e| format!("binding the echo socket: {e}"))?;
-        tokio::spawn(tarpc_server(tarpc));
-        tokio::spawn(uds_echo_server(echo));
-        tokio::spawn(async {
-            if let Err(e) = BenchServer::new(Server).serve().await {
-                eprintln!("[rpc bench peer] serving Bench: {e}");
-                std::process::exit(1);
-            }
-        });
-        println!("ready");
-        gproc::parent_exited().await;
-        Ok::<_, String>(())
-    });
-    match result {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("[rpc bench peer] {e}");
-            std::process::exit(1)
-        }
+/// Serves `Bench` until the process ends.
+async fn serve_gproc() {
+    if let Err(e) = BenchServer::new(Server).serve().await {
+        eprintln!("[rpc bench peer] serving Bench: {e}");
+        std::process::exit(1);
     }
 }
 
+/// The blocking flavor's gproc server: `serve()` needs a tokio runtime in this transport,
+/// so it runs on a current-thread runtime of its own thread. With the new transport's
+/// `gproc::blocking::block_on` it runs with none:
+/// `std::thread::spawn(|| block_on(serve_gproc()))`.
+fn serve_gproc_blocking() -> Result<(), String> {
+    on_current_thread("gproc-serve", serve_gproc)
+}
+
 /// Serves `BenchRpc` on every connection, each request in its own task (as tarpc's
-/// examples do).
+/// examples do), on the runtime this runs on.
 async fn tarpc_server(listener: UnixListener) {
     while let Ok((conn, _)) = listener.accept().await {
         let framed = LengthDelimitedCodec::builder().new_framed(conn);

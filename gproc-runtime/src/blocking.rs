@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
@@ -51,24 +51,24 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     let _inside = driver::enter_blocking();
-    let mut leading = false;
-    let mut pass = None;
+    let mut pass: Option<pass::Pass> = None;
     let out = loop {
         let polled = fut.as_mut().poll(&mut cx);
+        if let Poll::Ready(out) = polled {
+            // Done: what waits is written, but an acknowledgement owed for what this
+            // call received waits for the caller's next call, likely a reply to carry it.
+            if let Some(pass) = pass.take() {
+                pass.end_deferring_acks();
+            }
+            break out;
+        }
         // The future had its turn to answer with a frame of its own: the pass's end
         // writes the acknowledgements still owed and the frames held.
         drop(pass.take());
-        if let Poll::Ready(out) = polled {
-            break out;
-        }
         pass::flush_dirty();
-        leading = leading || driver::try_lead();
-        pass = parker.park(leading);
+        pass = parker.park();
     };
-    if leading {
-        driver::stop_leading();
-        wake_a_follower();
-    }
+    driver::stop_leading(parker.id());
     out
 }
 
@@ -91,16 +91,6 @@ struct Parker {
     state: AtomicU8,
 }
 
-/// Blocking threads that wait without leading, to be woken when the leader leaves.
-static FOLLOWERS: Mutex<Vec<Arc<Parker>>> = Mutex::new(Vec::new());
-
-fn wake_a_follower() {
-    let next = FOLLOWERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    if let Some(next) = next {
-        next.notify();
-    }
-}
-
 impl Parker {
     fn new() -> Self {
         Parker {
@@ -116,9 +106,15 @@ impl Parker {
         }
     }
 
-    /// Sleeps until notified; a leader also wakes for ready sockets, and drives: then
-    /// the pass it opened is returned, to be closed once the future was polled.
-    fn park(self: &Arc<Self>, leading: bool) -> Option<pass::Pass> {
+    /// This thread's id among blocking threads.
+    fn id(&self) -> usize {
+        self as *const Parker as usize
+    }
+
+    /// Sleeps until notified; the leading thread also wakes for ready sockets, and
+    /// drives: then the pass it opened is returned, to be closed once the future was
+    /// polled.
+    fn park(self: &Arc<Self>) -> Option<pass::Pass> {
         if self
             .state
             .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
@@ -128,12 +124,7 @@ impl Parker {
             self.state.store(IDLE, Ordering::Release);
             return None;
         }
-        if !leading {
-            FOLLOWERS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(self.clone());
-        }
+        let leading = driver::lead(self.id());
         let poller = crate::transport::engine::engine().poller.fd();
         let mut fds = [
             PollFd::from_borrowed_fd(self.fd.as_fd(), PollFlags::IN),
@@ -152,14 +143,14 @@ impl Parker {
         }
         let woken = fds[0].revents().contains(PollFlags::IN);
         let sockets = leading && fds[1].revents().contains(PollFlags::IN);
+        if woken && !leading {
+            // Another thread read what this one waits for: traffic comes here.
+            driver::take_lead(self.id());
+        }
         self.state.store(IDLE, Ordering::Release);
         if woken {
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(&self.fd, &mut buf);
-        }
-        if !leading {
-            let mut followers = FOLLOWERS.lock().unwrap_or_else(|e| e.into_inner());
-            followers.retain(|p| !Arc::ptr_eq(p, self));
         }
         sockets.then(driver::drive_blocking)
     }

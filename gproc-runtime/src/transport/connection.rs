@@ -364,9 +364,14 @@ impl Source for Peer {
 }
 
 impl Flush for Peer {
-    fn flush(self: Arc<Self>) {
+    fn flush(self: Arc<Self>, acks: bool) -> bool {
+        if !acks && self.backlog() == 0 {
+            // Only an acknowledgement waits: it stays owed (and listed).
+            return false;
+        }
         self.dirty.store(false, Ordering::Release);
         self.write_waiting();
+        true
     }
 }
 

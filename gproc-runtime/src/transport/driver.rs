@@ -20,7 +20,7 @@
 //!   seen driving again.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,10 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 /// When (milliseconds on the watchdog's clock) a future was last polled outside any
 /// runtime and outside `blocking::block_on`: then the watchdog drives for it.
 static FOREIGN_AT: AtomicU64 = AtomicU64::new(0);
-/// Whether a blocking thread leads (waits on the poller).
-static LEADER: AtomicBool = AtomicBool::new(false);
+/// The blocking thread that leads (waits on the poller), by an id of its own; 0 for none.
+static LEADER: AtomicUsize = AtomicUsize::new(0);
+/// When (on the watchdog's clock) a blocking thread last stopped leading.
+static LED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Runs every ready source; returns how many events were handled here.
 pub(crate) fn drive() -> usize {
@@ -206,9 +208,11 @@ async fn run_driver(registration: AsyncFd<OwnedFd>, _sentinel: Sentinel) {
     }
 }
 
-/// Whether a user's driver exists: a runtime's driver task, or a leading blocking thread.
+/// Whether a user's driver exists: a runtime's driver task, or a blocking thread that led
+/// within the last second (a blocking program between two calls is one).
 fn user_driver_exists() -> bool {
-    LEADER.load(Ordering::Acquire)
+    LEADER.load(Ordering::Acquire) != 0
+        || now_ms().saturating_sub(LED_AT.load(Ordering::Acquire)) < 1000
         || lock(&RUNTIMES)
             .iter()
             .any(|(_, alive)| alive.load(Ordering::Acquire))
@@ -236,16 +240,32 @@ pub(crate) fn enter_blocking() -> impl Drop {
     Leave(BLOCKING.replace(true))
 }
 
-/// Becomes the leading blocking thread, which waits on the poller, if there is none.
-pub(crate) fn try_lead() -> bool {
-    LEADER
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+/// Whether the blocking thread `me` leads: it does if it did, or if none does.
+///
+/// The thread that leads waits on the poller and reads the sockets itself; the others
+/// sleep until woken. A thread woken by another's reading is where traffic goes: it
+/// takes the lead ([`take_lead`]), so that the busy thread of a blocking program leads
+/// and idle ones (a thread parked on a quiet group) cost nothing.
+pub(crate) fn lead(me: usize) -> bool {
+    match LEADER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => true,
+        Err(leader) => leader == me,
+    }
 }
 
-/// Gives up leading.
-pub(crate) fn stop_leading() {
-    LEADER.store(false, Ordering::Release);
+/// Takes the lead from whichever thread has it.
+pub(crate) fn take_lead(me: usize) {
+    LEADER.store(me, Ordering::Release);
+}
+
+/// Gives up the lead, if `me` has it: its call is done.
+pub(crate) fn stop_leading(me: usize) {
+    if LEADER
+        .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        LED_AT.store(now_ms(), Ordering::Release);
+    }
 }
 
 /// A pass by a blocking thread: closed by the caller after it polled its future.

@@ -14,8 +14,9 @@ use super::engine::lock;
 
 /// Something with frames or an acknowledgement waiting for the end of a pass.
 pub(crate) trait Flush: Send + Sync {
-    /// Writes what waits.
-    fn flush(self: Arc<Self>);
+    /// Writes what waits; with `acks` false, an acknowledgement alone stays owed (and
+    /// `false` is returned: keep it listed).
+    fn flush(self: Arc<Self>, acks: bool) -> bool;
 }
 
 static DIRTY: Mutex<Vec<Arc<dyn Flush>>> = Mutex::new(Vec::new());
@@ -61,6 +62,18 @@ impl Pass {
     }
 }
 
+impl Pass {
+    /// Ends the pass of a blocking thread whose call is done: the held frames are
+    /// written, but an acknowledgement alone stays owed, for the frame the caller's next
+    /// call is likely to send that way (a reply), or else for the next pass or the
+    /// watchdog's tick, whichever comes first.
+    pub(crate) fn end_deferring_acks(self) {
+        std::mem::forget(self);
+        PASSES.fetch_sub(1, Ordering::SeqCst);
+        flush(false);
+    }
+}
+
 impl Drop for Pass {
     fn drop(&mut self) {
         PASSES.fetch_sub(1, Ordering::SeqCst);
@@ -71,6 +84,10 @@ impl Drop for Pass {
 /// Writes everything that waits for the end of a pass. Each item clears its own flag
 /// before writing, so that what is added meanwhile lists it again.
 pub(crate) fn flush_dirty() {
+    flush(true);
+}
+
+fn flush(acks: bool) {
     if !dirty() {
         return;
     }
@@ -79,7 +96,12 @@ pub(crate) fn flush_dirty() {
         DIRTY_ANY.store(false, Ordering::SeqCst);
         std::mem::take(&mut *dirty)
     };
-    for item in items {
-        item.flush();
+    let kept: Vec<_> = items
+        .into_iter()
+        .filter(|item| !item.clone().flush(acks))
+        .collect();
+    if !kept.is_empty() {
+        lock(&DIRTY).extend(kept);
+        DIRTY_ANY.store(true, Ordering::SeqCst);
     }
 }
