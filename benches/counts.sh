@@ -95,7 +95,7 @@ for p in "${probes[@]}"; do
         run strace "$p" "$n" "$work/$p.$n.strace"
         run perf "$p" "$n" "$work/$p.$n.perf"
     done
-    per_op() { awk -v a="$1" -v b="$2" -v n="$iterations" 'BEGIN { printf "%.2f", (b - a) / (n - 1) }'; }
+    per_op() { awk -v a="$1" -v b="$2" -v n="$iterations" 'BEGIN { v = (b - a) / (n - 1); if (v < 0.005 && v > -0.005) v = 0; printf "%.2f", v }'; }
     declare -A one=() many=()
     while read -r name calls; do one[$name]=$calls; done < <(syscalls "$work/$p.1.strace")
     while read -r name calls; do many[$name]=$calls; done < <(syscalls "$work/$p.$iterations.strace")

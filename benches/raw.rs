@@ -33,8 +33,9 @@ use bytes::Bytes;
 use tokio::runtime::Runtime;
 
 use support::{
-    frame, in_tasks, payload, std_echo_server, std_round_trips, timed, tokio_echo_server,
-    tokio_round_trips, Benchmark, Conn, Driver, Op, Row, StdUds, Threads, TokioUds,
+    frame, in_tasks, payload, spawn_server, spawn_server_task, std_echo_server, std_round_trips,
+    timed, tokio_echo_server, tokio_round_trips, Benchmark, Conn, Driver, Op, Row, StdUds, Threads,
+    TokioUds,
 };
 
 /// The echo socket, in the shared `GPROC_DIR` (not named `<pid>.sock`, so gproc's sweep of
@@ -110,25 +111,24 @@ impl Benchmark for Raw {
     async fn serve(dir: &Path) -> Result<(), String> {
         let listener = tokio::net::UnixListener::bind(dir.join(UDS_NAME))
             .map_err(|e| format!("binding the echo socket: {e}"))?;
-        tokio::spawn(tokio_echo_server(listener));
-        tokio::spawn(async {
-            if let Err(e) = gproc_echo().await {
-                eprintln!("[raw bench peer] gproc echo: {e}");
-            }
-        });
-        tokio::spawn(async { while gproc::receive_group(SINK).await.is_ok() {} });
+        spawn_server_task("echo", tokio_echo_server(listener));
+        spawn_server_task("gproc-echo", gproc_echo());
+        spawn_server_task("gproc-sink", drain_sink());
         Ok(())
     }
 
     fn serve_blocking(dir: &Path) -> Result<(), String> {
         std_echo_server(&dir.join(UDS_NAME))?;
-        spawn("gproc-echo", || loop {
-            let msg = gproc::blocking::receive()?;
-            gproc::blocking::send(msg.sender_pid, msg.data)?;
+        spawn_server("gproc-echo", || -> Result<(), gproc::Error> {
+            loop {
+                let msg = gproc::blocking::receive()?;
+                gproc::blocking::send(msg.sender_pid, msg.data)?;
+            }
         })?;
-        spawn("gproc-sink", || {
-            while gproc::blocking::receive_group(SINK).is_ok() {}
-            Ok(())
+        spawn_server("gproc-sink", || -> Result<(), gproc::Error> {
+            loop {
+                gproc::blocking::receive_group(SINK)?;
+            }
         })
     }
 
@@ -295,19 +295,9 @@ async fn gproc_echo() -> Result<(), gproc::Error> {
     }
 }
 
-/// Starts a server loop of the blocking flavor on a thread of its own.
-fn spawn(
-    name: &str,
-    server: impl FnOnce() -> Result<(), gproc::Error> + Send + 'static,
-) -> Result<(), String> {
-    let thread = name.to_owned();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            if let Err(e) = server() {
-                eprintln!("[raw bench peer] {thread}: {e}");
-            }
-        })
-        .map(drop)
-        .map_err(|e| format!("starting thread {name}: {e}"))
+/// Takes every message of the `sink` group.
+async fn drain_sink() -> Result<(), gproc::Error> {
+    loop {
+        gproc::receive_group(SINK).await?;
+    }
 }

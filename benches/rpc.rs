@@ -20,9 +20,8 @@
 //! by [`block_on`] on the calling thread (64 threads for the calls in flight); the plain
 //! echo is a `std` `UnixStream`. tarpc cannot run without a runtime, so there it runs on a
 //! current-thread runtime in both processes (labelled `tarpc_current_thread`). gproc's
-//! `serve()` needs a tokio runtime in this transport (it spawns each handler on the
-//! caller's runtime), so the blocking flavor's peer serves it from a current-thread runtime
-//! on a thread of its own (see [`serve_gproc_blocking`]).
+//! `serve()` needs a tokio runtime (it spawns each handler on the caller's runtime), so the blocking flavor's peer serves it from a current-thread runtime
+//! on a thread of its own (see [`on_current_thread`]).
 //!
 //! Criterion groups, each `<placement>/<flavor>/<scenario>`: `add_latency` (`gproc`,
 //! `tarpc`), `echo_64KiB` (`gproc`, `tarpc`, `tokio_uds` or `std_uds`) and
@@ -48,8 +47,8 @@ use tokio::net::UnixListener;
 use tokio::runtime::Runtime;
 
 use support::{
-    frame, in_tasks, on_current_thread, payload, std_echo_server, std_round_trips, timed,
-    tokio_echo_server, tokio_round_trips, Benchmark, Conn, Driver, Flavor, Op, Row, StdUds,
+    frame, in_tasks, payload, spawn_server, spawn_server_task, std_echo_server, std_round_trips,
+    timed, tokio_echo_server, tokio_round_trips, Benchmark, Conn, Driver, Flavor, Op, Row, StdUds,
     Threads, TokioUds, STARTUP_TIMEOUT,
 };
 
@@ -179,9 +178,9 @@ impl Benchmark for Rpc {
             .map_err(|e| format!("binding the tarpc socket: {e}"))?;
         let echo = UnixListener::bind(dir.join(UDS_NAME))
             .map_err(|e| format!("binding the echo socket: {e}"))?;
-        tokio::spawn(tarpc_server(tarpc));
-        tokio::spawn(tokio_echo_server(echo));
-        tokio::spawn(serve_gproc());
+        spawn_server_task("tarpc", tarpc_server(tarpc));
+        spawn_server_task("echo", tokio_echo_server(echo));
+        spawn_server_task("gproc-serve", BenchServer::new(Server).serve());
         Ok(())
     }
 
@@ -190,13 +189,15 @@ impl Benchmark for Rpc {
         let tarpc = std::os::unix::net::UnixListener::bind(dir.join(TARPC_NAME))
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("binding the tarpc socket: {e}"))?;
-        on_current_thread("tarpc", move || async move {
-            match UnixListener::from_std(tarpc) {
-                Ok(listener) => tarpc_server(listener).await,
-                Err(e) => eprintln!("[rpc bench peer] tarpc socket: {e}"),
-            }
+        spawn_server("tarpc", move || {
+            on_current_thread(async move {
+                let listener = UnixListener::from_std(tarpc)?;
+                tarpc_server(listener).await
+            })
         })?;
-        serve_gproc_blocking()
+        spawn_server("gproc-serve", || {
+            on_current_thread(BenchServer::new(Server).serve())
+        })
     }
 
     fn run(driver: &Driver) -> Result<(), String> {
@@ -399,26 +400,24 @@ async fn tarpc_echoes(client: BenchRpcClient, data: Bytes, iters: u64) -> Durati
 // ---------------------------------------------------------------------------------------
 // Peer
 
-/// Serves `Bench` until the process ends.
-async fn serve_gproc() {
-    if let Err(e) = BenchServer::new(Server).serve().await {
-        eprintln!("[rpc bench peer] serving Bench: {e}");
-        std::process::exit(1);
-    }
-}
-
-/// The blocking flavor's gproc server: `serve()` needs a tokio runtime in this transport,
-/// so it runs on a current-thread runtime of its own thread. With the new transport's
-/// `gproc::blocking::block_on` it runs with none:
-/// `std::thread::spawn(|| block_on(serve_gproc()))`.
-fn serve_gproc_blocking() -> Result<(), String> {
-    on_current_thread("gproc-serve", serve_gproc)
+/// Runs a server of the blocking flavor that needs a runtime (tarpc's, and gproc's
+/// `serve()`, which spawns each handler on its runtime) on a current-thread runtime of the
+/// calling thread.
+fn on_current_thread<E: std::fmt::Display>(
+    server: impl Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    Flavor::CurrentThread
+        .runtime()?
+        .expect("a tokio flavor")
+        .block_on(server)
+        .map_err(|e| e.to_string())
 }
 
 /// Serves `BenchRpc` on every connection, each request in its own task (as tarpc's
 /// examples do), on the runtime this runs on.
-async fn tarpc_server(listener: UnixListener) {
-    while let Ok((conn, _)) = listener.accept().await {
+async fn tarpc_server(listener: UnixListener) -> std::io::Result<()> {
+    loop {
+        let (conn, _) = listener.accept().await?;
         let framed = LengthDelimitedCodec::builder().new_framed(conn);
         let transport = tarpc::serde_transport::new(framed, Bincode::default());
         let requests = BaseChannel::with_defaults(transport)

@@ -345,7 +345,10 @@ impl Driver {
             return Ok(());
         }
 
+        // Without plots: drawing them takes longer than measuring on this 2-core machine
+        // (~9 s per benchmark); the medians and the comparison with the last run remain.
         let mut c = criterion::Criterion::default()
+            .without_plots()
             .sample_size(20)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2))
@@ -469,20 +472,33 @@ fn exit_when_stdin_closes() {
     });
 }
 
-/// Runs `fut` to completion on a current-thread runtime of a thread of its own: for the
-/// blocking flavor's servers that cannot run without a runtime.
-#[allow(dead_code)] // the RPC bench's only
-pub fn on_current_thread<F, Fut>(name: &str, fut: F) -> Result<(), String>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let runtime = Flavor::CurrentThread.runtime()?.expect("a tokio flavor");
+/// In the peer: runs `server` on a thread of its own (the blocking flavor's servers). If it
+/// fails, the peer exits with its error, so that the driver fails at once rather than wait.
+pub fn spawn_server<E: std::fmt::Display>(
+    name: &'static str,
+    server: impl FnOnce() -> Result<(), E> + Send + 'static,
+) -> Result<(), String> {
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || runtime.block_on(fut()))
+        .spawn(move || exit_on_error(name, server()))
         .map(drop)
         .map_err(|e| format!("starting thread {name}: {e}"))
+}
+
+/// In the peer: runs `server` as a task on the current runtime, as [`spawn_server`] does
+/// on a thread.
+pub fn spawn_server_task<E: std::fmt::Display>(
+    name: &'static str,
+    server: impl Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tokio::spawn(async move { exit_on_error(name, server.await) });
+}
+
+fn exit_on_error<E: std::fmt::Display>(name: &str, outcome: Result<(), E>) {
+    if let Err(e) = outcome {
+        eprintln!("[bench peer] {name}: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Binds the driver's gproc endpoint: from `runtime`, so that gproc sees the flavor's

@@ -219,8 +219,9 @@ pub fn std_round_trips(uds: &StdUds, framed: &[u8], iters: u64) -> Duration {
 }
 
 /// The peer's echo server on a runtime: a task per connection.
-pub async fn tokio_echo_server(listener: tokio::net::UnixListener) {
-    while let Ok((stream, _)) = listener.accept().await {
+pub async fn tokio_echo_server(listener: tokio::net::UnixListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
         tokio::spawn(Conn::new(stream).echo());
     }
 }
@@ -230,21 +231,13 @@ pub async fn tokio_echo_server(listener: tokio::net::UnixListener) {
 pub fn std_echo_server(path: &Path) -> Result<(), String> {
     let listener = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| format!("binding the echo socket: {e}"))?;
-    std::thread::Builder::new()
-        .name("echo-accept".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let conn = Conn::new(stream);
-                if std::thread::Builder::new()
-                    .name("echo".into())
-                    .spawn(move || conn.echo())
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        })
-        .map(drop)
-        .map_err(|e| format!("starting the echo server: {e}"))
+    super::spawn_server("echo-accept", move || {
+        for stream in listener.incoming() {
+            let conn = Conn::new(stream?);
+            std::thread::Builder::new()
+                .name("echo".into())
+                .spawn(move || conn.echo())?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
 }

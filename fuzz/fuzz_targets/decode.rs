@@ -1,8 +1,9 @@
-//! Drives the wire decoders the way the endpoint's reader does: the input is the byte stream
-//! a peer sends after connecting.
+//! Drives the wire decoders the way a connection's reader does: the input is the byte
+//! stream a peer sends after the handshake (hello or welcome first, then frames of every
+//! kind: acknowledged and quiet messages, acknowledgements), both directions alike.
 #![no_main]
 
-use gproc_runtime::wire::{self, Hello, Welcome, WireError};
+use gproc_runtime::wire::{self, Frame, Hello, Welcome, WireError};
 use gproc_runtime::Bytes;
 use libfuzzer_sys::fuzz_target;
 
@@ -10,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 const MAX_MESSAGE: usize = 1 << 20;
 
 fuzz_target!(|input: &[u8]| {
-    // What the connecting side reads: a welcome, then acknowledgements.
+    // What the connecting side reads first: a welcome.
     if let Ok(w) = Welcome::decode(input) {
         assert_eq!(Welcome::decode(&w.encode()), Ok(w));
     }
@@ -20,7 +21,7 @@ fuzz_target!(|input: &[u8]| {
         }
     }
 
-    // What the accepting side reads: a hello, then frames.
+    // What the accepting side reads first: a hello; then either side reads frames.
     let (hello, mut rest) = input.split_at(input.len().min(wire::HELLO_LEN));
     if let Ok(h) = Hello::decode(hello) {
         assert_eq!(Hello::decode(&h.encode()), Ok(h));
@@ -45,18 +46,22 @@ fuzz_target!(|input: &[u8]| {
                 assert!(len >= wire::LEN_PREFIX + 2);
                 if rest.len() < len {
                     // The reader waits for more; a truncated frame must not decode.
-                    assert!(wire::decode_message(Bytes::copy_from_slice(rest)).is_err());
+                    assert!(wire::decode_frame(Bytes::copy_from_slice(rest)).is_err());
                     break;
                 }
                 let (frame, tail) = rest.split_at(len);
-                match wire::decode_message(Bytes::copy_from_slice(frame)) {
-                    Ok(m) => {
+                match wire::decode_frame(Bytes::copy_from_slice(frame)) {
+                    Ok(Frame::Message(m)) => {
                         assert!(m.group.len() <= wire::MAX_GROUP_LEN);
                         assert_eq!(len, wire::LEN_PREFIX + 2 + m.group.len() + m.data.len());
                         assert_eq!(&frame[len - m.data.len()..], &m.data[..]);
                     }
+                    Ok(Frame::Ack(count)) => {
+                        assert_eq!(len, wire::ACK_LEN);
+                        assert_eq!(wire::encode_ack(count)[..], frame[..]);
+                    }
                     Err(WireError::Malformed(_)) => break,
-                    Err(e) => panic!("decode_message returned {e:?}"),
+                    Err(e) => panic!("decode_frame returned {e:?}"),
                 }
                 rest = tail;
             }

@@ -36,8 +36,23 @@ pub(crate) fn handle() -> &'static Handle {
 /// tokio offers no query: registering without them panics, so this catches that panic
 /// (whose message the panic hook prints, once for such a runtime).
 pub(crate) fn has_drivers(runtime: &Handle) -> bool {
-    static KNOWN: Mutex<Vec<(Id, bool)>> = Mutex::new(Vec::new());
+    thread_local! {
+        /// The last answer on this thread: the hot path asks about one runtime.
+        static LAST: std::cell::Cell<Option<(Id, bool)>> = const { std::cell::Cell::new(None) };
+    }
     let id = runtime.id();
+    if let Some((last, has)) = LAST.get() {
+        if last == id {
+            return has;
+        }
+    }
+    let has = ask_drivers(runtime, id);
+    LAST.set(Some((id, has)));
+    has
+}
+
+fn ask_drivers(runtime: &Handle, id: Id) -> bool {
+    static KNOWN: Mutex<Vec<(Id, bool)>> = Mutex::new(Vec::new());
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&(_, has)) = known.iter().find(|(i, _)| *i == id) {
         return has;

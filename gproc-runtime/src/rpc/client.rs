@@ -24,14 +24,19 @@ pub struct PidStub<Req, Resp> {
     pid: u32,
     timeout: Duration,
     info: &'static ServiceInfo,
+    /// `gproc/rpc/<Service>`, made once.
+    group: Arc<str>,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
 impl<Req, Resp> Clone for PidStub<Req, Resp> {
     fn clone(&self) -> Self {
         PidStub {
+            pid: self.pid,
+            timeout: self.timeout,
+            info: self.info,
+            group: self.group.clone(),
             _types: PhantomData,
-            ..*self
         }
     }
 }
@@ -53,6 +58,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
             pid,
             timeout: DEFAULT_TIMEOUT,
             info,
+            group: format!("{REQUEST_PREFIX}{}", info.name).into(),
             _types: PhantomData,
         }
     }
@@ -74,7 +80,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
     /// [`RpcError::SchemaMismatch`] when it serves another version,
     /// [`RpcError::DeadlineExceeded`] when `timeout` passes first.
     pub async fn wait_served(&self, timeout: Duration) -> Result<(), RpcError> {
-        let (pid, info) = (self.pid, self.info);
+        let (pid, info, group) = (self.pid, self.info, self.group.clone());
         let deadline = crate::rt::deadline_after(timeout);
         async move {
             let mut pause = Duration::from_millis(1);
@@ -83,7 +89,6 @@ impl<Req, Resp> PidStub<Req, Resp> {
                 if left.is_zero() {
                     return Err(RpcError::DeadlineExceeded);
                 }
-                let group = format!("{REQUEST_PREFIX}{}", info.name);
                 match raw_call(pid, &group, Kind::Probe, info, &(), left).await {
                     Ok(_) => return Ok(()),
                     Err(RpcError::ServiceNotServed { .. })
@@ -108,9 +113,8 @@ where
     type Resp = Resp;
 
     fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
-        let (pid, info, timeout) = (self.pid, self.info, self.timeout);
+        let (pid, info, timeout, group) = (self.pid, self.info, self.timeout, self.group.clone());
         async move {
-            let group = format!("{REQUEST_PREFIX}{}", info.name);
             let reply = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
             postcard::from_bytes(&reply).map_err(|e| {
                 tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
@@ -132,7 +136,7 @@ pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
     async move {
         let reply = raw_call(
             pid,
-            INTROSPECT_GROUP,
+            &Arc::from(INTROSPECT_GROUP),
             Kind::Call,
             &INTROSPECT,
             &(),
@@ -155,7 +159,7 @@ pub(super) static INTROSPECT: ServiceInfo = ServiceInfo {
 struct Pending {
     id: u64,
     peer: Arc<Peer>,
-    group: String,
+    group: Arc<str>,
     answered: bool,
 }
 
@@ -197,7 +201,7 @@ async fn connect(pid: u32, len: usize) -> Result<Arc<Peer>, Error> {
 
 async fn raw_call(
     pid: u32,
-    group: &str,
+    group: &Arc<str>,
     kind: Kind,
     info: &'static ServiceInfo,
     body: &impl Serialize,
@@ -229,12 +233,12 @@ async fn raw_call(
     let mut pending = Pending {
         id,
         peer: peer.clone(),
-        group: group.to_owned(),
+        group: group.clone(),
         answered: false,
     };
     // The reply tells of delivery, and a closed connection of failure: no need for an
     // acknowledgement. Other calls in flight to this peer: this request may share a write.
-    if let Err(e) = peer.send_message(group, &data, false, Hold::Batch) {
+    if let Err(e) = peer.send_message(&pending.group, &data, false, Hold::Batch) {
         pending.answered = true;
         return Err(RpcError::Transport(e));
     }
