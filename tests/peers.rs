@@ -72,6 +72,10 @@ const TESTS: &[(&str, fn())] = &[
         "peers_connection_to_exited_peer_closed",
         peers_connection_to_exited_peer_closed,
     ),
+    (
+        "peers_answered_while_the_receiver_makes_no_call",
+        peers_answered_while_the_receiver_makes_no_call,
+    ),
 ];
 
 const ROLES: &[(&str, fn())] = &[
@@ -80,6 +84,7 @@ const ROLES: &[(&str, fn())] = &[
     (ROLE_LINGER, role_linger),
     (ROLE_FLOOD, role_flood),
     (ROLE_PAIR, role_pair),
+    (ROLE_ASLEEP, role_asleep),
 ];
 
 fn main() {
@@ -141,6 +146,12 @@ const ROLE_FLOOD: &str = "flood";
 /// Listens, serves [`Peers`], says "ready", then runs the commands the test writes on its
 /// stdin, one at a time (see [`pair_command`]). Exits when the test closes its stdin.
 const ROLE_PAIR: &str = "pair";
+/// Listens, then makes no gproc call (its runtime, if any, not running) until the test
+/// writes `drain <n>` on its stdin: then it receives `n` messages and says `got <n>`.
+/// Argument: `flavor=current_thread` or `flavor=blocking`.
+const ROLE_ASLEEP: &str = "asleep";
+/// `peers_answered_while_the_receiver_makes_no_call`: messages sent to the sleeping peer.
+const ASLEEP_MESSAGES: usize = 50;
 
 fn arg(key: &str) -> Option<String> {
     role_args()
@@ -235,6 +246,34 @@ fn role_linger() {
         say("done");
         std::future::pending::<()>().await;
     });
+}
+
+fn role_asleep() {
+    let blocking = std::env::args().any(|a| a == "flavor=blocking");
+    let runtime = (!blocking).then(current_thread_runtime);
+    match &runtime {
+        Some(rt) => rt.block_on(gproc::listen()).expect("asleep: listen"),
+        None => gproc::blocking::listen().expect("asleep: listen"),
+    }
+    ready();
+    // No gproc call from here on, and the runtime does not run: only gproc's own thread
+    // can accept, queue and acknowledge.
+    while let Some(line) = read_line() {
+        let Some(n) = line.strip_prefix("drain ") else {
+            continue;
+        };
+        let n: usize = n.parse().expect("asleep: a count");
+        let receive_all = async {
+            for _ in 0..n {
+                gproc::receive().await.expect("asleep: receive");
+            }
+        };
+        match &runtime {
+            Some(rt) => rt.block_on(receive_all),
+            None => gproc::blocking::block_on(receive_all),
+        }
+        say(&format!("got {n}"));
+    }
 }
 
 fn role_flood() {
@@ -572,6 +611,44 @@ fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> (bool, Duratio
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A process that listens and then makes no gproc call at all, its current-thread
+/// runtime not running (or with no runtime): its peers' messages are still accepted,
+/// queued and acknowledged (gproc's own thread keeps watch), none lost.
+fn peers_answered_while_the_receiver_makes_no_call() {
+    run("peers_answered_while_the_receiver_makes_no_call", async {
+        for flavor in ["current_thread", "blocking"] {
+            let mut peer = listening_peer(ROLE_ASLEEP, &[&format!("flavor={flavor}")]);
+            let pid = peer.pid();
+            for i in 0..ASLEEP_MESSAGES {
+                within(
+                    LONG,
+                    "a send to a process that makes no call",
+                    gproc::send(pid, format!("m{i}")),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{flavor}: send {i} to a sleeping peer: {e}"));
+            }
+            peer.write_line(&format!("drain {ASLEEP_MESSAGES}"));
+            assert_eq!(
+                peer.line(),
+                format!("got {ASLEEP_MESSAGES}"),
+                "{flavor}: the sleeping peer queued every acknowledged message"
+            );
+            // A message taken by a call that then returns, the peer making no call after
+            // it: its acknowledgement, owed with no frame to carry it, still goes out.
+            peer.write_line("drain 1");
+            within(
+                LONG,
+                "a send taken by the peer's last call",
+                gproc::send(pid, "last"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{flavor}: the last send: {e}"));
+            assert_eq!(peer.line(), "got 1", "{flavor}: the last message");
+        }
+    });
 }
 
 // =======================================================================================

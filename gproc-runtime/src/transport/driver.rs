@@ -29,7 +29,7 @@ use tokio::io::Interest;
 use tokio::runtime::{Handle, Id};
 
 use super::engine::{engine, lock};
-use super::pass::{dirty, flush_dirty, user_drives, Pass};
+use super::pass::{self, dirty, flush_dirty, user_drives, Pass};
 use super::poller::{Ready, BATCH, LISTENER};
 
 /// How often the watchdog looks for work nobody took.
@@ -303,11 +303,18 @@ async fn watchdog() {
             let pending = engine().needs_ticks() || dirty();
             let handled = {
                 let ready = watch.readable();
-                let ready = if pending {
-                    tokio::time::timeout(TICK, ready).await.ok()
-                } else {
-                    Some(ready.await)
+                let bell = if pending { None } else { pass::dirty_bell() };
+                let ready = match bell {
+                    // Nothing to look after: sleep until an event, or until something
+                    // becomes dirty (an acknowledgement owed by a process that makes no
+                    // further call).
+                    Some(bell) => tokio::select! {
+                        ready = ready => Some(ready),
+                        () = bell => None,
+                    },
+                    None => tokio::time::timeout(TICK, ready).await.ok(),
                 };
+                pass::watchdog_awake();
                 match ready {
                     Some(Ok(mut ready)) => {
                         let n = drive();

@@ -8,7 +8,9 @@
 //! that may not come.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::Notify;
 
 use super::engine::lock;
 
@@ -27,13 +29,46 @@ static PASSES: AtomicUsize = AtomicUsize::new(0);
 /// watchdog's sign that they are awake.
 static USER_DRIVES: AtomicU64 = AtomicU64::new(0);
 
+/// Whether the watchdog sleeps with no deadline: then it must be woken for what becomes
+/// dirty, or an acknowledgement owed by a process that makes no further call would wait
+/// for the next event.
+static WATCHDOG_ASLEEP: AtomicBool = AtomicBool::new(false);
+
+fn watchdog_bell() -> &'static Notify {
+    static BELL: OnceLock<Notify> = OnceLock::new();
+    BELL.get_or_init(Notify::new)
+}
+
 /// Notes that `item` has something waiting for the end of a pass. `listed` is its own
 /// flag, so that it is listed once.
 pub(crate) fn mark_dirty(listed: &AtomicBool, item: impl FnOnce() -> Arc<dyn Flush>) {
     if !listed.swap(true, Ordering::AcqRel) {
         lock(&DIRTY).push(item());
         DIRTY_ANY.store(true, Ordering::SeqCst);
+        if WATCHDOG_ASLEEP.load(Ordering::SeqCst) {
+            watchdog_bell().notify_one();
+        }
     }
+}
+
+/// For the watchdog, before it sleeps with no deadline: resolves when something becomes
+/// dirty. Returns `None` if something already is.
+pub(crate) fn dirty_bell() -> Option<impl std::future::Future<Output = ()>> {
+    let bell = watchdog_bell().notified();
+    WATCHDOG_ASLEEP.store(true, Ordering::SeqCst);
+    if dirty() {
+        WATCHDOG_ASLEEP.store(false, Ordering::SeqCst);
+        return None;
+    }
+    Some(async move {
+        bell.await;
+        WATCHDOG_ASLEEP.store(false, Ordering::SeqCst);
+    })
+}
+
+/// The watchdog is awake again.
+pub(crate) fn watchdog_awake() {
+    WATCHDOG_ASLEEP.store(false, Ordering::SeqCst);
 }
 
 /// Whether something waits for the end of a pass.
