@@ -17,6 +17,31 @@
 //! 5. [`rpc`]: client stubs, the dispatcher, routing of replies; `rpc::up` is the one
 //!    bring-up every entry point calls (the RPC routes, then the endpoint);
 //! 6. the public raw API (`messaging`), the [`blocking`] API, and the process manager.
+//!
+//! # Where I/O runs, and why
+//!
+//! Two processes share one Unix-socket connection, whichever connected first (when both
+//! connect at once, the one the lower PID opened is kept). It carries messages,
+//! acknowledgements, RPC requests and replies; an acknowledgement goes out in the same
+//! `sendmsg` as the next frame the other way, or on its own once the woken tasks had
+//! their turn.
+//!
+//! Waking a thread costs more than a whole Unix-socket round trip on one CPU, so the hot
+//! path never hands work to another thread. Every socket of the process is registered in
+//! one epoll instance, and that epoll descriptor is registered in each tokio runtime that
+//! uses gproc, multi-thread or current-thread alike: a small task of that runtime reads
+//! the ready sockets itself, and the messages it reads wake receivers on the same thread,
+//! as a plain tokio socket would. [`blocking::block_on`] (and every function of
+//! [`blocking`]) does the same on the caller's thread: while it waits, that thread polls
+//! the epoll descriptor and reads the sockets itself. Senders write their frames
+//! themselves.
+//!
+//! Connections belong to no runtime, so a runtime's drop closes nothing. An endpoint must
+//! answer its peers while its process makes no gproc call at all (a current-thread
+//! runtime between two `block_on`s, a blocking program computing): a watchdog on gproc's
+//! own thread looks every 10 ms for events that no driver took, and drives them itself
+//! until a user's driver is seen again; when nothing happens, it sleeps on the epoll
+//! descriptor, so an idle process costs nothing.
 
 #![warn(missing_docs)]
 

@@ -81,7 +81,7 @@ pub(super) fn forget(pid: u32) {
 
 /// Resolves when the process [`ppid`](crate::ppid) names has exited.
 ///
-/// With [`Process::die_with_parent`] the kernel kills a child when its parent dies; this is
+/// With [`Process::die_with_parent`](crate::Process::die_with_parent) the kernel kills a child when its parent dies; this is
 /// the gentler form, for a child that wants to clean up first.
 ///
 /// ```no_run

@@ -69,7 +69,7 @@ pub struct ServiceInfo {
     pub methods: &'static [MethodInfo],
 }
 
-/// A service served by a process, as [`introspect`] reports it.
+/// A service served by a process, as [`introspect`](crate::introspect) reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceDescription {
     /// The trait's name.
@@ -108,7 +108,7 @@ pub trait Serve: Send + Sync + 'static {
 
 /// The client side of a service: what `{Trait}Client` calls through (tarpc's `Stub`).
 ///
-/// [`PidStub`] calls a process by PID; every [`Serve`] is a `Stub` too, so a server can be
+/// [`PidStub`](crate::rpc::PidStub) calls a process by PID; every [`Serve`] is a `Stub` too, so a server can be
 /// called in-process, with no socket, in unit tests.
 pub trait Stub: Send + Sync {
     /// The request enum.
