@@ -79,14 +79,13 @@ pub(crate) struct Peer {
     dirty: AtomicBool,
     /// Senders waiting for room in the outgoing buffer.
     room: Notify,
-    /// Reading waits for room in a queue (or for the peer to read our replies).
-    read_paused: AtomicBool,
-    /// Writing waits for the socket to take more.
-    write_wanted: AtomicBool,
     /// A sink refused a frame until the peer reads what waits for it.
     resume_on_drain: AtomicBool,
-    /// Whether the socket is in the poller; serializes telling the poller.
-    arming: Mutex<bool>,
+    /// Another pass of reading is asked for (see [`Peer::pump`]).
+    again: AtomicBool,
+    /// What the poller was last told (`None`: the socket is not in it); serializes
+    /// telling it.
+    arming: Mutex<Option<Interest>>,
     closed: watch::Sender<bool>,
 }
 
@@ -111,10 +110,12 @@ impl Peer {
             delivered: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             room: Notify::new(),
-            read_paused: AtomicBool::new(false),
-            write_wanted: AtomicBool::new(false),
             resume_on_drain: AtomicBool::new(false),
-            arming: Mutex::new(true),
+            again: AtomicBool::new(false),
+            arming: Mutex::new(Some(Interest {
+                read: true,
+                write: false,
+            })),
             closed: watch::channel(false).0,
         })
     }
@@ -127,20 +128,34 @@ impl Peer {
         self.pump();
     }
 
-    /// Tells the poller what this socket waits for now. A socket that waits for neither
-    /// leaves the poller, so that a hang-up, which the kernel reports whatever the
-    /// interest, cannot wake a waiting thread over and over.
+    /// Tells the poller what this socket waits for now: reading unless a message waits
+    /// for room, writing while something waits to be written. Worked out from the state
+    /// itself under one lock, so that two threads rearming at once cannot leave a stale
+    /// interest behind. A socket that waits for neither leaves the poller, so that a
+    /// hang-up, which the kernel reports whatever the interest, cannot wake a waiting
+    /// thread over and over.
     fn rearm(&self) {
-        let mut registered = lock(&self.arming);
+        let mut armed = lock(&self.arming);
         if self.is_closed() {
             return;
         }
-        let interest = Interest {
-            read: !self.read_paused.load(Ordering::Acquire),
-            write: self.write_wanted.load(Ordering::Acquire),
+        // A sink may write (an RPC answer) while the reader holds its half: then the
+        // reader rearms itself once it is done, and reading stays as it is meanwhile.
+        let read = match self.inn.try_lock() {
+            Ok(inn) => !inn.stalled(),
+            Err(std::sync::TryLockError::Poisoned(p)) => !p.into_inner().stalled(),
+            Err(std::sync::TryLockError::WouldBlock) => armed.is_none_or(|a| a.read),
         };
+        let interest = Interest {
+            read,
+            write: lock(&self.out).queued() > 0,
+        };
+        if *armed == Some(interest) {
+            return;
+        }
         let poller = &engine().poller;
-        let done = match (interest.read || interest.write, *registered) {
+        let wanted = interest.read || interest.write;
+        let done = match (wanted, armed.is_some()) {
             (true, true) => poller.modify(&*self.stream, self.token, interest),
             (true, false) => poller.add(&*self.stream, self.token, interest),
             (false, true) => {
@@ -150,7 +165,7 @@ impl Peer {
             (false, false) => Ok(()),
         };
         match done {
-            Ok(()) => *registered = interest.read || interest.write,
+            Ok(()) => *armed = wanted.then_some(interest),
             Err(e) => tracing::debug!(peer = self.pid, "gproc: cannot rearm a connection: {e}"),
         }
     }
@@ -175,17 +190,20 @@ impl Peer {
         tracing::debug!(peer = self.pid, "gproc: connection closed: {why}");
         let e = engine();
         {
-            let mut registered = lock(&self.arming);
-            if *registered {
+            let mut armed = lock(&self.arming);
+            if armed.take().is_some() {
                 e.poller.delete(&*self.stream);
-                *registered = false;
             }
         }
         e.remove_source(self.token);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         lock(&self.out).fail_all();
         self.room.notify_waiters();
-        lock(&self.inn).clear();
+        // The reader may be this very thread (a sink that writes, inside a delivery):
+        // then its buffer goes with the connection instead.
+        if let Ok(mut inn) = self.inn.try_lock() {
+            inn.clear();
+        }
         (self.on_close)(self);
     }
 
@@ -276,8 +294,8 @@ impl Peer {
             return;
         }
         out.push_owed(self.delivered.load(Ordering::Acquire));
-        let drained = match out.flush(&self.stream) {
-            Ok(drained) => drained,
+        match out.flush(&self.stream) {
+            Ok(_) => {}
             Err(e) => {
                 drop(out);
                 return self.close(&format!("write failed: {e}"));
@@ -288,22 +306,45 @@ impl Peer {
         if below {
             self.room.notify_waiters();
         }
-        if drained == self.write_wanted.load(Ordering::Acquire) {
-            self.write_wanted.store(!drained, Ordering::Release);
-            self.rearm();
-        }
+        // Watch for room while something waits; stop once all is written.
+        self.rearm();
         if below && self.resume_on_drain.swap(false, Ordering::AcqRel) {
             self.resume();
         }
     }
 
     /// Reads and delivers what the socket holds.
+    ///
+    /// One thread reads a connection at a time. A thread that finds another reading (or
+    /// finds itself inside a delivery: a sink that writes and so lets waiting frames on)
+    /// leaves a request, and the reader makes one more pass before it stops: nothing
+    /// waits on the lock, and no resume or event is lost.
     fn pump(self: &Arc<Self>) {
+        loop {
+            self.again.store(true, Ordering::SeqCst);
+            let inn = match self.inn.try_lock() {
+                Ok(inn) => inn,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
+            self.again.store(false, Ordering::SeqCst);
+            if !self.read_once(inn) {
+                return;
+            }
+            if !self.again.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// One pass of [`pump`](Self::pump); `false` once the connection is closed.
+    fn read_once(self: &Arc<Self>, mut inn: std::sync::MutexGuard<'_, In>) -> bool {
         let Some(sink) = SINK.get() else {
-            return self.close("a message arrived before the inbox was installed");
+            drop(inn);
+            self.close("a message arrived before the inbox was installed");
+            return false;
         };
         let max = crate::config::settings().max_message_size;
-        let mut inn = lock(&self.inn);
         let mut take = |frame: Frame| match frame {
             Frame::Ack(count) if lock(&self.out).acked(count) => Step::Next,
             Frame::Ack(count) => Step::Close(format!(
@@ -325,15 +366,13 @@ impl Peer {
             }
         };
         let ended = inn.run(&self.stream, max, &mut take);
-        let stalled = inn.stalled();
         drop(inn);
         if let Ended::Closed(why) = ended {
-            return self.close(&why);
+            self.close(&why);
+            return false;
         }
-        if stalled != self.read_paused.load(Ordering::Acquire) {
-            self.read_paused.store(stalled, Ordering::Release);
-            self.rearm();
-        }
+        self.rearm();
+        true
     }
 
     /// Called by a sink that refused a message, once it has room: delivers what waited

@@ -172,7 +172,11 @@ fn runtime_driver(runtime: &Handle, id: Id) -> Option<Arc<AtomicBool>> {
 
 /// The poller's descriptor, registered in the current runtime's reactor.
 fn register() -> std::io::Result<AsyncFd<OwnedFd>> {
-    let fd = engine().poller.fd().try_clone_to_owned()?;
+    register_fd(engine().poller.fd().try_clone_to_owned()?)
+}
+
+/// `fd`, a duplicate of the poller's descriptor, registered in the current reactor.
+fn register_fd(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the descriptor is open and owned by the `AsyncFd` for all its life.
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
         .map_err(|e| std::io::Error::other(e.to_string()))
@@ -286,13 +290,20 @@ pub(crate) fn start_watchdog() {
 async fn watchdog() {
     // Registered in this runtime's reactor only while watching: a registration wakes
     // this thread on every event, even when no task waits on it.
+    // Its duplicate of the poller's descriptor is kept while ticking, so that the
+    // process's descriptors do not come and go with the watchdog's mode.
+    let mut idle_fd: Option<OwnedFd> = None;
     let mut registration: Option<AsyncFd<OwnedFd>> = None;
     let mut watching = true;
     let mut quiet = 0;
     let mut seen = user_drives();
     loop {
         if watching {
-            let watch = match registration.take().map_or_else(register, Ok) {
+            let watch = match registration.take() {
+                Some(watch) => Ok(watch),
+                None => idle_fd.take().map_or_else(register, register_fd),
+            };
+            let watch = match watch {
                 Ok(watch) => watch,
                 Err(e) => {
                     tracing::error!("gproc: the watchdog cannot watch the sockets: {e}");
@@ -333,6 +344,7 @@ async fn watchdog() {
                 );
                 watching = false;
                 quiet = 0;
+                idle_fd = Some(watch.into_inner());
             } else {
                 registration = Some(watch);
             }
