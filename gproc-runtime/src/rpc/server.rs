@@ -129,10 +129,14 @@ where
             .entry(client_key(peer))
             .or_default()
             .clone();
-        if client.running.load(Ordering::Acquire) >= settings().queue_capacity {
-            client.blocked.store(true, Ordering::Release);
+        // `running` and `blocked` are two flags that two threads each write one of and
+        // then read the other: only sequentially consistent operations make sure that at
+        // least one of them sees the other's write (a handler ending as a request is held
+        // back either lets the request in or resumes the connection).
+        if client.running.load(Ordering::SeqCst) >= settings().queue_capacity {
+            client.blocked.store(true, Ordering::SeqCst);
             // A handler may have ended meanwhile, before it could see the flag.
-            if client.running.load(Ordering::Acquire) >= settings().queue_capacity {
+            if client.running.load(Ordering::SeqCst) >= settings().queue_capacity {
                 return Delivery::Full(message);
             }
         }
@@ -146,7 +150,7 @@ where
             reply(peer, head.id, Status::Decode, &());
             return Delivery::Taken;
         };
-        client.running.fetch_add(1, Ordering::AcqRel);
+        client.running.fetch_add(1, Ordering::SeqCst);
         let key = (client_key(peer), head.id);
         let this = self.clone();
         let peer = peer.clone();
@@ -171,13 +175,13 @@ where
 
     /// A handler of `client` ended: its room is free.
     fn finished(&self, peer: &Arc<Peer>, client: &Arc<Client>) {
-        if client.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if client.running.fetch_sub(1, Ordering::SeqCst) == 1 {
             let mut clients = lock(&self.clients);
-            if client.running.load(Ordering::Acquire) == 0 {
+            if client.running.load(Ordering::SeqCst) == 0 {
                 clients.remove(&client_key(peer));
             }
         }
-        if client.blocked.swap(false, Ordering::AcqRel) {
+        if client.blocked.swap(false, Ordering::SeqCst) {
             peer.resume();
         }
     }

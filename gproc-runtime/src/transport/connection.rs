@@ -83,6 +83,8 @@ pub(crate) struct Peer {
     resume_on_drain: AtomicBool,
     /// Another pass of reading is asked for (see [`Peer::pump`]).
     again: AtomicBool,
+    /// Reading waits for a sink's room: set by the reader as it stops, for [`Peer::rearm`].
+    paused: AtomicBool,
     /// What the poller was last told (`None`: the socket is not in it); serializes
     /// telling it.
     arming: Mutex<Option<Interest>>,
@@ -112,6 +114,7 @@ impl Peer {
             room: Notify::new(),
             resume_on_drain: AtomicBool::new(false),
             again: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             arming: Mutex::new(Some(Interest {
                 read: true,
                 write: false,
@@ -139,13 +142,9 @@ impl Peer {
         if self.is_closed() {
             return;
         }
-        // A sink may write (an RPC answer) while the reader holds its half: then the
-        // reader rearms itself once it is done, and reading stays as it is meanwhile.
-        let read = match self.inn.try_lock() {
-            Ok(inn) => !inn.stalled(),
-            Err(std::sync::TryLockError::Poisoned(p)) => !p.into_inner().stalled(),
-            Err(std::sync::TryLockError::WouldBlock) => armed.is_none_or(|a| a.read),
-        };
+        // Only readers lock the reading half: one that found it locked by anything else
+        // would leave its request for another pass to a thread that makes none.
+        let read = !self.paused.load(Ordering::SeqCst);
         let interest = Interest {
             read,
             write: lock(&self.out).queued() > 0,
@@ -230,7 +229,7 @@ impl Peer {
         if out.is_closed() {
             return Err(Error::ConnectionLost);
         }
-        let owed = self.delivered.load(Ordering::Acquire);
+        let owed = self.delivered.load(Ordering::SeqCst);
         let sent = out.message(&self.stream, (head, data), acked, owed, holding);
         let waiter = match sent {
             Ok(waiter) => waiter,
@@ -283,7 +282,7 @@ impl Peer {
     /// For a sink that refuses a frame because the peer does not read what this process
     /// writes to it: reading resumes once the outgoing buffer is half empty.
     pub(crate) fn resume_when_drained(&self) {
-        self.resume_on_drain.store(true, Ordering::Release);
+        self.resume_on_drain.store(true, Ordering::SeqCst);
     }
 
     /// Writes what waits, with the acknowledgement owed if any; watches the socket if it
@@ -293,7 +292,7 @@ impl Peer {
         if out.is_closed() {
             return;
         }
-        out.push_owed(self.delivered.load(Ordering::Acquire));
+        out.push_owed(self.delivered.load(Ordering::SeqCst));
         match out.flush(&self.stream) {
             Ok(_) => {}
             Err(e) => {
@@ -308,7 +307,7 @@ impl Peer {
         }
         // Watch for room while something waits; stop once all is written.
         self.rearm();
-        if below && self.resume_on_drain.swap(false, Ordering::AcqRel) {
+        if below && self.resume_on_drain.swap(false, Ordering::SeqCst) {
             self.resume();
         }
     }
@@ -355,7 +354,7 @@ impl Peer {
                 match sink.deliver(self, message) {
                     Delivery::Taken => {
                         if acked {
-                            self.delivered.fetch_add(1, Ordering::AcqRel);
+                            self.delivered.fetch_add(1, Ordering::SeqCst);
                             pass::mark_dirty(&self.dirty, || self.clone());
                         }
                         Step::Next
@@ -366,6 +365,7 @@ impl Peer {
             }
         };
         let ended = inn.run(&self.stream, max, &mut take);
+        self.paused.store(inn.stalled(), Ordering::SeqCst);
         drop(inn);
         if let Ended::Closed(why) = ended {
             self.close(&why);
@@ -408,7 +408,10 @@ impl Flush for Peer {
             // Only an acknowledgement waits: it stays owed (and listed).
             return false;
         }
-        self.dirty.store(false, Ordering::Release);
+        // Cleared before the count of what is owed is read, and both sequentially
+        // consistent, as the reader counts and then lists: either it lists this
+        // connection again, or this write carries its count.
+        self.dirty.store(false, Ordering::SeqCst);
         self.write_waiting();
         true
     }

@@ -42,7 +42,7 @@ fn watchdog_bell() -> &'static Notify {
 /// Notes that `item` has something waiting for the end of a pass. `listed` is its own
 /// flag, so that it is listed once.
 pub(crate) fn mark_dirty(listed: &AtomicBool, item: impl FnOnce() -> Arc<dyn Flush>) {
-    if !listed.swap(true, Ordering::AcqRel) {
+    if !listed.swap(true, Ordering::SeqCst) {
         lock(&DIRTY).push(item());
         DIRTY_ANY.store(true, Ordering::SeqCst);
         if WATCHDOG_ASLEEP.load(Ordering::SeqCst) {
