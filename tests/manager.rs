@@ -31,6 +31,7 @@ const TESTS: &[(&str, fn())] = tests![
     start_returns_pid_and_child_knows_parent,
     start_twice_is_not_started,
     unstarted_process_is_not_started,
+    start_of_missing_program_names_it,
     ready_resolves_once_child_listens,
     ready_times_out_when_child_never_listens,
     ready_reports_child_that_exits_first,
@@ -394,6 +395,34 @@ fn start_returns_pid_and_child_knows_parent() {
 
         let status = process.wait().await.expect("wait");
         assert_eq!(status.code(), Some(0), "{status}");
+    });
+}
+
+/// A program that does not exist: the error a user sees names it, and keeps the
+/// system's kind.
+fn start_of_missing_program_names_it() {
+    run("start a missing program", async {
+        let manager = Manager::new();
+        let missing = support::gproc_dir().join("no-such-program");
+        let mut process = manager.new_process(&missing, ["--flag"], Vec::<(String, String)>::new());
+        let e = process
+            .start()
+            .await
+            .expect_err("a missing program does not start");
+        let text = e.to_string();
+        assert!(
+            matches!(&e, gproc::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(
+            text.contains(missing.to_str().expect("UTF-8 path")),
+            "the error names the program: {text}"
+        );
+        assert!(
+            text.contains("check the path"),
+            "the error says what to do: {text}"
+        );
+        assert_eq!(process.pid(), None, "nothing was started");
     });
 }
 

@@ -12,6 +12,9 @@ use crate::identity::ENV_DIR;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// The default capacity of each group's queue, in messages.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// The largest message size [`Config::max_message_size`] accepts: a frame's length must
+/// fit in its 32-bit length prefix with the frame's head.
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = u32::MAX as usize - 1024;
 /// The default time allowed to connect to a peer and finish the handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -70,15 +73,17 @@ impl Config {
         self
     }
 
-    /// The largest message this process sends or accepts, in bytes (at least 1).
+    /// The largest message this process sends or accepts, in bytes: from 1 to
+    /// [`MAX_MESSAGE_SIZE_LIMIT`]; [`install`](Self::install) refuses any other.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes.clamp(1, u32::MAX as usize - 1024);
+        self.max_message_size = bytes;
         self
     }
 
-    /// How many messages each group's queue holds before senders wait (at least 1).
+    /// How many messages each group's queue holds before senders wait: at least 1;
+    /// [`install`](Self::install) refuses 0.
     pub fn queue_capacity(mut self, messages: usize) -> Self {
-        self.queue_capacity = messages.max(1);
+        self.queue_capacity = messages;
         self
     }
 
@@ -100,17 +105,63 @@ impl Config {
         self
     }
 
-    /// Makes this configuration the process's.
+    /// Makes this configuration the process's, once its settings are checked.
+    ///
+    /// ```
+    /// // A setting that cannot work is refused here, not at first use.
+    /// let e = gproc::Config::new().queue_capacity(0).install().unwrap_err();
+    /// assert!(matches!(e, gproc::Error::InvalidConfig(_)));
+    /// println!("{e}"); // says what to change
+    ///
+    /// let e = gproc::Config::new().max_message_size(0).install().unwrap_err();
+    /// assert!(e.to_string().contains("max_message_size"));
+    ///
+    /// // So is a directory that exists but cannot be used: here a regular file.
+    /// let file = tempfile::NamedTempFile::new().unwrap();
+    /// let e = gproc::Config::new().dir(file.path()).install().unwrap_err();
+    /// assert!(matches!(e, gproc::Error::Directory { .. }));
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::AlreadyInitialized`] if gproc was already used in this process, or a
-    /// configuration was already installed.
+    /// - [`Error::InvalidConfig`] for a setting out of range (a zero queue capacity or
+    ///   message size);
+    /// - [`Error::Directory`] for a directory that exists but cannot be used (not a
+    ///   directory, a symbolic link, owned by a user not allowed, or not writable);
+    /// - [`Error::AlreadyInitialized`] if gproc was already used in this process, or a
+    ///   configuration was already installed.
     pub fn install(self) -> Result<()> {
+        self.check()?;
         let settings = Settings::from_config(self);
         SETTINGS
             .set(settings)
             .map_err(|_| Error::AlreadyInitialized)
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<()> {
+        if !(1..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
+            return Err(Error::InvalidConfig(format!(
+                "Config::max_message_size({}) is out of range; pass a size from 1 to \
+                 {MAX_MESSAGE_SIZE_LIMIT} bytes (the default is {DEFAULT_MAX_MESSAGE_SIZE})",
+                self.max_message_size
+            )));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "Config::queue_capacity(0) would leave no room for any message; pass at \
+                 least 1 (the default is {DEFAULT_QUEUE_CAPACITY})"
+            )));
+        }
+        let uid = rustix::process::getuid().as_raw();
+        let dir = self.dir.clone().unwrap_or_else(|| default_dir(uid));
+        // A directory not there yet is made at first use; one that is there must be usable.
+        if std::fs::symlink_metadata(&dir).is_ok() {
+            let trusted = |owner| owner == uid || self.allow_uids.contains(&owner);
+            check_dir(&dir, trusted).map_err(|reason| Error::Directory { path: dir, reason })?;
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +220,15 @@ impl Settings {
         self.dir.join(format!("{pid}.sock"))
     }
 
+    /// Makes the directory again if it is gone, with the checks of the first use, and
+    /// checks it again if it is there: for binding again after a tmp cleaner.
+    pub fn recheck_dir(&self) -> Result<()> {
+        prepare_dir(&self.dir, |owner| self.uid_allowed(owner)).map_err(|reason| Error::Directory {
+            path: self.dir.clone(),
+            reason,
+        })
+    }
+
     /// Creates the directory if needed (mode 0700) and checks that it is safe: a real
     /// directory, not a symlink, owned by this uid. Checked once per process.
     pub fn ensure_dir(&self) -> Result<&Path> {
@@ -204,6 +264,12 @@ fn prepare_dir(dir: &Path, trusted: impl Fn(u32) -> bool) -> Result<(), String> 
         Ok(()) => {}
         Err(e) => return Err(format!("cannot create it: {e}")),
     }
+    check_dir(dir, trusted)
+}
+
+/// Whether `dir` is safe to hold endpoints: a real directory, not a symbolic link, owned
+/// by a trusted uid, and usable by this process (writable if it is its own).
+fn check_dir(dir: &Path, trusted: impl Fn(u32) -> bool) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
     if meta.file_type().is_symlink() {
         return Err(
@@ -219,6 +285,25 @@ fn prepare_dir(dir: &Path, trusted: impl Fn(u32) -> bool) -> Result<(), String> 
              Config::allow_uid; another user may have created it to intercept messages. Remove \
              it or set GPROC_DIR to a directory you own",
             meta.uid()
+        ));
+    }
+    // A directory of this uid's own must take its socket; one of another uid allowed with
+    // `allow_uid` need only let this process reach the sockets in it.
+    let own = meta.uid() == rustix::process::getuid().as_raw();
+    let access = if own {
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK
+    } else {
+        rustix::fs::Access::EXEC_OK
+    };
+    if let Err(e) = rustix::fs::access(dir, access) {
+        let what = if own {
+            "create its socket in it"
+        } else {
+            "reach the sockets in it"
+        };
+        return Err(format!(
+            "this process cannot {what} ({e}); give its owner write and search permission \
+             (mode 0700), or set GPROC_DIR to another directory"
         ));
     }
     Ok(())

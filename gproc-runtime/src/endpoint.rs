@@ -1,5 +1,5 @@
-//! The endpoint's bring-up: the inbox installed, the socket bound, the watchdog started,
-//! and the parent told that this child listens.
+//! The endpoint's bring-up: the inbox installed, the socket bound and looked after, the
+//! watchdog started, and the parent told that this child listens.
 //!
 //! It sits above the transport and the inbox and below the RPC layer, whose
 //! `rpc::up` installs its routes first and then calls [`up`]: every entry point of the
@@ -26,8 +26,24 @@ pub(crate) fn up() -> Result<()> {
     }
     listener::bind()?;
     driver::start_watchdog();
+    start_upkeep();
     announce_ready();
     Ok(())
+}
+
+/// Looks after the socket file for the life of the process (see [`listener::upkeep`]).
+fn start_upkeep() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        crate::rt::handle().spawn(async {
+            let mut every = tokio::time::interval(listener::UPKEEP);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                listener::upkeep();
+            }
+        });
+    });
 }
 
 /// A managed child tells its parent that it listens.

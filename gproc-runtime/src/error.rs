@@ -100,6 +100,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`Config::install`](crate::Config::install) refused a setting.
+    #[error("invalid gproc configuration: {0}")]
+    InvalidConfig(String),
+
     /// The child process exited (for example before its endpoint came up).
     #[error("process {pid} exited ({status}) before the operation completed")]
     ProcessExited {

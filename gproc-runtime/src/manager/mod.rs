@@ -216,7 +216,8 @@ impl Process {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the program cannot be started; [`Error::NotStarted`] when this
+    /// [`Error::Io`] when the program cannot be started (its message names the program,
+    /// its kind is the system's: `NotFound` for a missing one); [`Error::NotStarted`] when this
     /// handle holds no command (a clone) or was already started.
     pub async fn start(&mut self) -> Result<u32> {
         let mut command = self.command.take().ok_or(Error::NotStarted)?;
@@ -252,7 +253,10 @@ impl Process {
         }
         // Spawned from gproc's own thread: PR_SET_PDEATHSIG fires when the *thread* that
         // forked exits, and a runtime's worker thread may exit long before this process.
-        let os_child = crate::rt::run(async move { command.spawn() }).await?;
+        let program = command.get_program().to_owned();
+        let os_child = crate::rt::run(async move { command.spawn() })
+            .await
+            .map_err(|e| spawn_failed(&program, e))?;
         let child_pid = os_child.id();
         let child = Arc::new(Child {
             pid: child_pid,
@@ -349,4 +353,19 @@ impl Process {
     fn started(&self) -> Result<&Arc<Child>> {
         self.child.as_ref().ok_or(Error::NotStarted)
     }
+}
+
+/// A spawn failure, with the program named and the system's error kind kept.
+fn spawn_failed(program: &std::ffi::OsStr, e: std::io::Error) -> Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "; check the path (a name without a slash is looked up in PATH)"
+        }
+        std::io::ErrorKind::PermissionDenied => "; check that it is executable",
+        _ => "",
+    };
+    Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("cannot start {}: {e}{hint}", program.to_string_lossy()),
+    ))
 }

@@ -84,15 +84,27 @@ impl<Req, Resp> PidStub<Req, Resp> {
         let deadline = crate::rt::deadline_after(timeout);
         async move {
             let mut pause = Duration::from_millis(1);
+            let mut last_seen = None;
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
+                    // The error is the contract's; what was seen goes to the log.
+                    let seen = last_seen.map_or_else(
+                        || "no answer at all (the process may be stopped or overloaded)".into(),
+                        |e: RpcError| e.to_string(),
+                    );
+                    tracing::warn!(
+                        pid,
+                        service = info.name,
+                        "gproc: wait_served gave up after {timeout:?}; last seen: {seen}"
+                    );
                     return Err(RpcError::DeadlineExceeded);
                 }
                 match raw_call(pid, &group, Kind::Probe, info, &(), left).await {
                     Ok(_) => return Ok(()),
-                    Err(RpcError::ServiceNotServed { .. })
-                    | Err(RpcError::Transport(Error::NotListening(_))) => {}
+                    Err(e @ RpcError::ServiceNotServed { .. })
+                    | Err(e @ RpcError::Transport(Error::NotListening(_))) => last_seen = Some(e),
+                    Err(RpcError::DeadlineExceeded) => {}
                     Err(e) => return Err(e),
                 }
                 // Not served yet: the child has not reached serve(). Poll, backing off.

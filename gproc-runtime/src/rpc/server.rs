@@ -162,7 +162,15 @@ where
             let deadline = crate::rt::deadline_after(head.timeout);
             let data = match crate::rt::timeout_at(deadline, handler).await {
                 Ok(Ok(resp)) => encode_reply(head.id, Status::Ok, &resp),
-                Ok(Err(_)) => encode_reply(head.id, Status::Panicked, &()),
+                Ok(Err(panic)) => {
+                    tracing::error!(
+                        service = this.service.info().name,
+                        peer = peer.pid,
+                        "gproc: a handler panicked: {}; the caller gets HandlerPanicked",
+                        panic_message(&*panic)
+                    );
+                    encode_reply(head.id, Status::Panicked, &())
+                }
                 Err(()) => encode_reply(head.id, Status::Deadline, &()),
             };
             lock(&this.running).remove(&key);
@@ -185,6 +193,15 @@ where
             peer.resume();
         }
     }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` and `expect` do).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)")
 }
 
 /// Answers a request with no body.

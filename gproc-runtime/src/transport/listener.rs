@@ -1,12 +1,12 @@
-//! The listening socket `<dir>/<pid>.sock`: bound once, accepted from by the driver.
+//! The listening socket `<dir>/<pid>.sock`: bound at first use, accepted from by the
+//! driver, and bound again if its file or directory is removed.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::engine::{engine, lock, Source};
@@ -19,7 +19,16 @@ use crate::config::settings;
 use crate::error::Result;
 use crate::identity::{is_alive, pid};
 
-static BOUND: OnceLock<UnixListener> = OnceLock::new();
+/// The socket bound now, and what identifies its file.
+struct Bound {
+    listener: UnixListener,
+    path: PathBuf,
+    /// Device and inode of the socket file, to tell it from a file put in its place.
+    file: (u64, u64),
+}
+
+static BOUND: Mutex<Option<Arc<Bound>>> = Mutex::new(None);
+static IS_BOUND: AtomicBool = AtomicBool::new(false);
 
 /// Binds the endpoint at `<dir>/<pid>.sock`, replacing a stale file, and starts accepting.
 ///
@@ -28,44 +37,110 @@ static BOUND: OnceLock<UnixListener> = OnceLock::new();
 /// The directory is unusable ([`Error::Directory`](crate::Error::Directory)), or binding
 /// the socket failed.
 pub(crate) fn bind() -> Result<()> {
-    static BINDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _binding = lock(&BINDING);
-    if BOUND.get().is_some() {
+    let mut bound = lock(&BOUND);
+    if bound.is_some() {
         return Ok(());
     }
     let s = settings();
     let dir = s.ensure_dir()?;
     sweep_stale(dir);
-    let path = s.socket_path(pid());
-    // A file at our own path can only be left over by a dead process that had our PID.
+    let new = bind_at(s.socket_path(pid()))?;
+    remove_at_exit(new.path.clone());
+    engine().poller.add(&new.listener, LISTENER, READ)?;
+    tracing::debug!(path = %new.path.display(), "gproc endpoint listening");
+    *bound = Some(Arc::new(new));
+    IS_BOUND.store(true, Ordering::Release);
+    engine().set_source(LISTENER, Arc::new(Listener));
+    Ok(())
+}
+
+const READ: Interest = Interest {
+    read: true,
+    write: false,
+};
+
+/// A listening socket at `path`, replacing whatever file is there: at our own path, only a
+/// dead process that had our PID, or a cleaner's leftover, can have put one.
+fn bind_at(path: PathBuf) -> Result<Bound> {
     match std::fs::remove_file(&path) {
         Ok(()) => tracing::debug!(path = %path.display(), "replaced a stale socket file"),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
     let listener = UnixListener::bind(&path)?;
-    let mode = if s.allow_uids.is_empty() {
+    let mode = if settings().allow_uids.is_empty() {
         0o600
     } else {
         0o666
     };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
     listener.set_nonblocking(true)?;
-    remove_at_exit(path.clone());
-    let interest = Interest {
-        read: true,
-        write: false,
-    };
-    engine().poller.add(&listener, LISTENER, interest)?;
-    let _ = BOUND.set(listener);
-    engine().set_source(LISTENER, Arc::new(Listener));
-    tracing::debug!(path = %path.display(), "gproc endpoint listening");
-    Ok(())
+    let meta = std::fs::symlink_metadata(&path)?;
+    Ok(Bound {
+        listener,
+        file: (meta.dev(), meta.ino()),
+        path,
+    })
 }
 
 /// Whether the endpoint is bound.
 pub(crate) fn is_bound() -> bool {
-    BOUND.get().is_some()
+    IS_BOUND.load(Ordering::Acquire)
+}
+
+/// Looks at the socket file, and binds again if it is gone or is no longer ours (a tmp
+/// cleaner removed it, or the whole directory): the directory is made again with the
+/// checks of the first bind, and peers reach this process again with no call from its
+/// user. Existing connections are not touched. Called every [`UPKEEP`] by the watchdog's
+/// runtime.
+pub(crate) fn upkeep() {
+    let Some(current) = lock(&BOUND).clone() else {
+        return;
+    };
+    let ours = std::fs::symlink_metadata(&current.path)
+        .is_ok_and(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == current.file);
+    if ours {
+        return;
+    }
+    let why = match rebind(&current) {
+        Ok(()) => {
+            tracing::info!(
+                path = %current.path.display(),
+                "gproc: the endpoint's socket file was removed; bound again at the same path"
+            );
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    // Said once per new reason, not every half second.
+    static LAST: Mutex<Option<String>> = Mutex::new(None);
+    let mut last = lock(&LAST);
+    if why.is_some() && *last != why {
+        tracing::error!(
+            path = %current.path.display(),
+            "gproc: the endpoint's socket file was removed and cannot be bound again \
+             (new peers cannot reach this process until it can; trying again every \
+             {UPKEEP:?}): {}",
+            why.as_deref().unwrap_or_default()
+        );
+    }
+    *last = why;
+}
+
+/// How often [`upkeep`] looks at the socket file.
+pub(crate) const UPKEEP: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn rebind(old: &Bound) -> Result<()> {
+    settings().recheck_dir()?;
+    let new = bind_at(old.path.clone())?;
+    engine().poller.add(&new.listener, LISTENER, READ)?;
+    let replaced = lock(&BOUND).replace(Arc::new(new));
+    if let Some(replaced) = replaced {
+        engine().poller.delete(&replaced.listener);
+        // Whoever connected to the old socket before its file went is still taken.
+        accept_from(&replaced.listener);
+    }
+    Ok(())
 }
 
 /// The listener as a source of the poller.
@@ -85,9 +160,13 @@ impl Source for Listener {
 
 /// Accepts every connection waiting, and starts its handshake.
 fn accept_all() {
-    let Some(listener) = BOUND.get() else {
+    let Some(current) = lock(&BOUND).clone() else {
         return;
     };
+    accept_from(&current.listener);
+}
+
+fn accept_from(listener: &UnixListener) {
     loop {
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
