@@ -35,9 +35,25 @@ const TESTS: &[(&str, fn())] = tests![
     upkeep_socket_file_deleted,
     upkeep_directory_deleted,
     upkeep_directory_taken_by_another_user,
+    groups_100k_names_one_after_another,
+    groups_limit_refuses_one_send_only,
 ];
 
-const ROLES: &[(&str, fn())] = &[(ROLE_RECEIVER, role_receiver), (ROLE_SENDER, role_sender)];
+const ROLES: &[(&str, fn())] = &[
+    (ROLE_RECEIVER, role_receiver),
+    (ROLE_SENDER, role_sender),
+    (ROLE_GROUPS, role_groups),
+    (ROLE_HOARD, role_hoard),
+];
+
+/// `groups_100k_names_one_after_another`: distinct group names, one message each; how far
+/// the sender may run ahead of the receiver; a message to the default group every so many.
+const GROUP_NAMES: usize = 100_000;
+const GROUP_WINDOW: usize = 1000;
+const DEFAULT_EVERY: usize = 100;
+/// How much the receiver's resident memory may grow between its first 10,000 groups and
+/// its last: flat, with room for the allocator's noise.
+const GROUPS_RSS_SLACK_KB: u64 = 4 * 1024;
 
 fn main() {
     support::run_tests(TESTS, ROLES);
@@ -54,6 +70,70 @@ const ROLE_RECEIVER: &str = "receiver";
 /// the target is not reachable (`NotListening`, or a directory it cannot use yet), then
 /// says `sent` (or `err <error>` after 10 s) and exits.
 const ROLE_SENDER: &str = "sender";
+
+/// `sender=<pid>`: receives one message from each of the groups `g0`, `g1`, … in turn
+/// ([`GROUP_NAMES`] of them), telling the sender `at <i>` every [`GROUP_WINDOW`] / 2, and
+/// meanwhile, on another thread, counts what comes to the default group. Then says
+/// `done groups=<n> default=<n> rss_kb_after_10k=<kb> rss_kb_end=<kb>`.
+const ROLE_GROUPS: &str = "groups";
+/// Listens, says "ready", and takes one message from group `<g>` for each `take <g>` line
+/// on its stdin, saying `got <g> <data>`. Otherwise receives nothing.
+const ROLE_HOARD: &str = "hoard";
+
+fn role_groups() {
+    exit_when_stdin_closes();
+    let sender: u32 = role_args()
+        .into_iter()
+        .find(|(k, _)| k == "sender")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("sender=<pid>");
+    gproc::blocking::listen().expect("groups: listen");
+    let defaults = std::thread::spawn(|| {
+        let mut n = 0;
+        while gproc::blocking::receive().expect("default group").data != "end" {
+            n += 1;
+        }
+        n
+    });
+    ready();
+    let mut rss_after_10k = 0;
+    for i in 0..GROUP_NAMES {
+        let m = gproc::blocking::receive_group(&format!("g{i}")).expect("receive a group");
+        assert_eq!(m.data, i.to_string(), "group g{i}");
+        if i == 10_000 {
+            rss_after_10k = rss_kb();
+        }
+        if (i + 1) % (GROUP_WINDOW / 2) == 0 {
+            gproc::blocking::send(sender, format!("at {}", i + 1)).expect("tell the sender");
+        }
+    }
+    let default = defaults.join().expect("default group thread");
+    say(&format!(
+        "done groups={GROUP_NAMES} default={default} rss_kb_after_10k={rss_after_10k} rss_kb_end={}",
+        rss_kb()
+    ));
+    std::thread::park();
+}
+
+fn role_hoard() {
+    gproc::blocking::listen().expect("hoard: listen");
+    ready();
+    while let Some(line) = read_line() {
+        let group = line.strip_prefix("take ").expect("take <group>");
+        let m = gproc::blocking::receive_group(group).expect("take");
+        say(&format!("got {group} {}", String::from_utf8_lossy(&m.data)));
+    }
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
 
 fn role_receiver() {
     log_to_stdout();
@@ -271,4 +351,106 @@ fn upkeep_directory_taken_by_another_user() {
     );
     socket_is_back(receiver.pid());
     println!("directory taken by uid {OTHER_UID}: refused; once it was gone, a new sender was delivered after {took:?}");
+}
+
+// =======================================================================================
+// Groups come and go
+// =======================================================================================
+
+/// A peer uses 100,000 distinct group names one after another, one message each, while it
+/// also sends to the default group on the same connection: every message is delivered,
+/// the receiver's memory stays flat, and the default group's traffic is all there.
+fn groups_100k_names_one_after_another() {
+    let receiver = spawn_peer(ROLE_GROUPS, &[&format!("sender={}", gproc::pid())]);
+    receiver.wait_until_listening(LONG);
+    let target = receiver.pid();
+    let started = Instant::now();
+    let mut confirmed = 0;
+    let mut defaults = 0;
+    for i in 0..GROUP_NAMES {
+        while i >= confirmed + GROUP_WINDOW {
+            let m = gproc::blocking::receive().expect("the receiver's progress");
+            let at: usize = String::from_utf8_lossy(&m.data)
+                .strip_prefix("at ")
+                .and_then(|n| n.parse().ok())
+                .expect("at <n>");
+            confirmed = confirmed.max(at);
+        }
+        gproc::blocking::send_group(target, &format!("g{i}"), i.to_string())
+            .unwrap_or_else(|e| panic!("send to group g{i}: {e}"));
+        if i % DEFAULT_EVERY == 0 {
+            gproc::blocking::send(target, "other").expect("send to the default group");
+            defaults += 1;
+        }
+    }
+    gproc::blocking::send(target, "end").expect("send the end");
+    let done = next_said(&receiver, Duration::from_secs(60));
+    println!("{done} (in {:?})", started.elapsed());
+    let field = |key: &str| -> u64 {
+        done.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {done:?}"))
+    };
+    assert_eq!(field("groups"), GROUP_NAMES as u64);
+    assert_eq!(field("default"), defaults, "the default group's messages");
+    let (early, end) = (field("rss_kb_after_10k"), field("rss_kb_end"));
+    assert!(
+        end <= early + GROUPS_RSS_SLACK_KB,
+        "the receiver's memory grew from {early} KiB (10,000 groups) to {end} KiB \
+         ({GROUP_NAMES} groups)"
+    );
+}
+
+/// A receiver that keeps [`gproc::MAX_GROUPS`] groups alive (a message waiting in each):
+/// a send to one more group fails with a clear error, that send only; sends to live
+/// groups on the same connection go on; once one group is drained, a new one is taken.
+fn groups_limit_refuses_one_send_only() {
+    let mut hoard = spawn_peer(ROLE_HOARD, &[]);
+    hoard.wait_until_listening(LONG);
+    let target = hoard.pid();
+    for i in 0..gproc::MAX_GROUPS {
+        gproc::blocking::send_group(target, &format!("h{i}"), "kept")
+            .unwrap_or_else(|e| panic!("send to group h{i}: {e}"));
+    }
+    let before = sockets();
+    let e = gproc::blocking::send_group(target, "one-too-many", "x")
+        .expect_err("a group past the limit is refused");
+    assert!(
+        matches!(e, gproc::Error::GroupLimit { pid, limit } if pid == target && limit == gproc::MAX_GROUPS),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    for words in [&target.to_string()[..], "4096 groups", "did not queue"] {
+        assert!(text.contains(words), "the error says {words:?}: {text}");
+    }
+    // The same connection goes on: a live group takes messages, and after a group is
+    // drained a new one is alive.
+    gproc::blocking::send_group(target, "h7", "more").expect("send to a live group");
+    hoard.write_line("take h5");
+    assert_eq!(hoard.line_within(LONG), "got h5 kept");
+    gproc::blocking::send_group(target, "new-after-drain", "y")
+        .expect("a new group once one is gone");
+    hoard.write_line("take new-after-drain");
+    assert_eq!(hoard.line_within(LONG), "got new-after-drain y");
+    hoard.write_line("take h7");
+    assert_eq!(hoard.line_within(LONG), "got h7 kept");
+    hoard.write_line("take h7");
+    assert_eq!(hoard.line_within(LONG), "got h7 more");
+    // Still the first connection: the same sockets in this process as before the refusal.
+    assert_eq!(
+        sockets(),
+        before,
+        "the connection was closed and made again"
+    );
+}
+
+/// This process's sockets, by inode.
+fn sockets() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .filter(|l| l.starts_with("socket:"))
+        .collect()
 }

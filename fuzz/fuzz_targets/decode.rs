@@ -60,6 +60,10 @@ fuzz_target!(|input: &[u8]| {
                         assert_eq!(len, wire::ACK_LEN);
                         assert_eq!(wire::encode_ack(count)[..], frame[..]);
                     }
+                    Ok(Frame::Refusal { number, why }) => {
+                        assert_eq!(len, wire::REFUSAL_LEN);
+                        assert_eq!(wire::encode_refusal(number, why)[..], frame[..]);
+                    }
                     Err(WireError::Malformed(_)) => break,
                     Err(e) => panic!("decode_frame returned {e:?}"),
                 }

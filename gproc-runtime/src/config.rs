@@ -15,6 +15,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// The largest message size [`Config::max_message_size`] accepts: a frame's length must
 /// fit in its 32-bit length prefix with the frame's head.
 pub const MAX_MESSAGE_SIZE_LIMIT: usize = u32::MAX as usize - 1024;
+/// The most groups a process keeps alive at once. A group is alive while it holds
+/// messages or a receiver waits on it, so any number of names may be used over a
+/// process's life. A message that would make one more is refused, that one send failing
+/// with [`Error::GroupLimit`]; a receive that would, with the same error.
+pub const MAX_GROUPS: usize = 4096;
 /// The default time allowed to connect to a peer and finish the handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

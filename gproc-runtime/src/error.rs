@@ -100,6 +100,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// The receiver has as many groups alive as it allows (each holding messages or a
+    /// waiting receiver), and the message named another: that one message was not
+    /// queued. The connection, and every other send on it, goes on.
+    #[error(
+        "process {pid} did not queue the message: it has {limit} groups in use (each holding \
+         messages or a waiting receiver), its limit; let it receive from them, or use fewer \
+         group names"
+    )]
+    GroupLimit {
+        /// The process whose limit it is.
+        pid: u32,
+        /// How many groups it keeps alive at most.
+        limit: usize,
+    },
+
     /// [`Config::install`](crate::Config::install) refused a setting.
     #[error("invalid gproc configuration: {0}")]
     InvalidConfig(String),

@@ -77,7 +77,7 @@ pub mod wire {
 pub use bytes::Bytes;
 pub use config::{
     dir, Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUEUE_CAPACITY,
-    MAX_MESSAGE_SIZE_LIMIT,
+    MAX_GROUPS, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use error::{Error, Result};
 pub use groups::RESERVED_PREFIX;

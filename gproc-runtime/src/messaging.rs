@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::config::settings;
 use crate::error::{Error, Result};
 use crate::groups;
-use crate::inbox::{queue, Msg, MAX_GROUPS};
+use crate::inbox::{Msg, Receiver};
 use crate::transport::{self, driver, Hold, Peer};
 
 /// Binds this process's endpoint now, so that peers can send to it.
@@ -58,6 +58,8 @@ pub async fn send(pid: u32, data: impl Into<Bytes>) -> Result<()> {
 /// - [`Error::NoSuchProcess`] / [`Error::NotListening`] when `pid` is gone or has no endpoint;
 /// - [`Error::PermissionDenied`] when the receiver does not accept this uid;
 /// - [`Error::ConnectionLost`] when the receiver died before acknowledging;
+/// - [`Error::GroupLimit`] when `group` would be one more than the receiver keeps alive
+///   ([`MAX_GROUPS`](crate::MAX_GROUPS)): this message only, the connection goes on;
 /// - [`Error::Timeout`] when connecting took longer than [`Config::connect_timeout`](crate::Config::connect_timeout).
 pub async fn send_group(pid: u32, group: &str, data: impl Into<Bytes>) -> Result<()> {
     groups::check(group)?;
@@ -128,7 +130,8 @@ pub async fn receive() -> Result<Msg> {
 ///
 /// # Errors
 ///
-/// [`Error::ReservedGroup`] for a `gproc/` group; the errors of [`listen`].
+/// [`Error::ReservedGroup`] for a `gproc/` group; [`Error::GroupLimit`] when
+/// [`MAX_GROUPS`](crate::MAX_GROUPS) other groups are alive; the errors of [`listen`].
 pub async fn receive_group(group: &str) -> Result<Msg> {
     groups::check(group)?;
     receive_any(group).await
@@ -137,10 +140,6 @@ pub async fn receive_group(group: &str) -> Result<Msg> {
 /// Receives from any group, reserved ones included. For gproc's own services.
 pub(crate) async fn receive_any(group: &str) -> Result<Msg> {
     crate::rpc::up()?;
-    let q = queue(group).ok_or_else(|| {
-        Error::InvalidGroup(format!(
-            "more than {MAX_GROUPS} groups are in use in this process"
-        ))
-    })?;
-    Ok(q.pop().await)
+    let receiver = Receiver::new(group)?;
+    Ok(receiver.next().await)
 }

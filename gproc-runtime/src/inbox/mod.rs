@@ -8,16 +8,13 @@ mod queue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::config::settings;
+use crate::config::{settings, MAX_GROUPS};
+use crate::error::{Error, Result};
 use crate::groups::RESERVED_PREFIX;
 use crate::identity::pid;
 use crate::transport::{self, lock, wire, Delivery, Peer};
 pub use msg::Msg;
-pub(crate) use queue::Queue;
-
-/// The most distinct groups one process keeps queues for. A peer that names more is
-/// disconnected, so that it cannot make this process allocate without bound.
-pub(crate) const MAX_GROUPS: usize = 4096;
+use queue::{Queue, Refusal};
 
 /// A handler for the messages of a reserved group, registered by a layer above.
 pub(crate) trait Route: Send + Sync {
@@ -48,14 +45,16 @@ pub(crate) fn add_route(group: &'static str, prefix: bool, route: Box<dyn Route>
     });
 }
 
-fn queues() -> &'static Mutex<HashMap<String, Arc<Queue>>> {
-    static QUEUES: OnceLock<Mutex<HashMap<String, Arc<Queue>>>> = OnceLock::new();
+type Queues = Mutex<HashMap<String, Arc<Queue>>>;
+
+/// The groups alive: each holds messages, has peers waiting for room, or has receivers.
+fn queues() -> &'static Queues {
+    static QUEUES: OnceLock<Queues> = OnceLock::new();
     QUEUES.get_or_init(Default::default)
 }
 
-/// The queue of `group`, made on first use; `None` when [`MAX_GROUPS`] are already in use.
-pub(crate) fn queue(group: &str) -> Option<Arc<Queue>> {
-    let mut map = lock(queues());
+/// The queue of `group`, made if it is not alive; `None` when [`MAX_GROUPS`] are.
+fn alive(map: &mut HashMap<String, Arc<Queue>>, group: &str) -> Option<Arc<Queue>> {
     if let Some(q) = map.get(group) {
         return Some(q.clone());
     }
@@ -65,6 +64,50 @@ pub(crate) fn queue(group: &str) -> Option<Arc<Queue>> {
     let q = Arc::new(Queue::new(settings().queue_capacity));
     map.insert(group.to_owned(), q.clone());
     Some(q)
+}
+
+/// A receiver of one group: it keeps the group alive until dropped.
+pub(crate) struct Receiver {
+    group: String,
+    queue: Arc<Queue>,
+}
+
+impl Receiver {
+    /// Registers a receiver of `group`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::GroupLimit`] when [`MAX_GROUPS`] other groups are alive.
+    pub(crate) fn new(group: &str) -> Result<Self> {
+        let mut map = lock(queues());
+        let queue = alive(&mut map, group).ok_or(Error::GroupLimit {
+            pid: pid(),
+            limit: MAX_GROUPS,
+        })?;
+        queue.join();
+        Ok(Receiver {
+            group: group.to_owned(),
+            queue,
+        })
+    }
+
+    /// Takes the group's next message, waiting for one.
+    pub(crate) async fn next(&self) -> Msg {
+        self.queue.pop().await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let mut map = lock(queues());
+        if self.queue.leave()
+            && map
+                .get(&self.group)
+                .is_some_and(|q| Arc::ptr_eq(q, &self.queue))
+        {
+            map.remove(&self.group);
+        }
+    }
 }
 
 /// What the transport delivers to.
@@ -85,23 +128,33 @@ impl transport::Sink for Inbox {
                 return r.route.deliver(peer, message);
             }
         }
-        let Some(q) = queue(&message.group) else {
-            return Delivery::Refused(format!("more than {MAX_GROUPS} groups in use"));
-        };
         let ack_wanted = message.ack_wanted;
-        let msg = Msg {
+        let mut msg = Msg {
             sender_pid: peer.pid,
             receiver_pid: pid(),
             group: message.group,
             data: message.data,
         };
-        match q.offer(peer, msg) {
-            Ok(()) => Delivery::Taken,
-            Err(msg) => Delivery::Full(wire::Message {
-                group: msg.group,
-                data: msg.data,
-                ack_wanted,
-            }),
+        loop {
+            let Some(q) = alive(&mut lock(queues()), &msg.group) else {
+                tracing::warn!(
+                    peer = peer.pid,
+                    group = msg.group,
+                    "gproc: refused a message: {MAX_GROUPS} groups are alive, the limit"
+                );
+                return Delivery::Declined(wire::Refused::GroupLimit);
+            };
+            match q.offer(peer, msg) {
+                Ok(()) => return Delivery::Taken,
+                Err(Refusal::Retired(back)) => msg = back,
+                Err(Refusal::Full(back)) => {
+                    return Delivery::Full(wire::Message {
+                        group: back.group,
+                        data: back.data,
+                        ack_wanted,
+                    })
+                }
+            }
         }
     }
 }

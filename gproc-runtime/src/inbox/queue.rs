@@ -1,5 +1,6 @@
 //! A group's queue: bounded, and when full, the peers whose messages wait are told when
-//! there is room again.
+//! there is room again. It lives while it holds messages, has peers waiting for room, or
+//! has receivers: the inbox retires it when it has none of these.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,18 @@ struct State {
     items: VecDeque<Msg>,
     /// Connections that stopped reading because this queue was full.
     blocked: VecDeque<Arc<Peer>>,
+    /// Receivers registered (see [`super::Receiver`]).
+    receivers: usize,
+    /// Taken out of the inbox: whoever still holds it looks the group up again.
+    retired: bool,
+}
+
+/// Why [`Queue::offer`] gave a message back.
+pub(crate) enum Refusal {
+    /// No room: the peer is resumed once a message is taken.
+    Full(Msg),
+    /// The queue was retired meanwhile: offer to the group's queue now.
+    Retired(Msg),
 }
 
 impl Queue {
@@ -27,6 +40,8 @@ impl Queue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 blocked: VecDeque::new(),
+                receivers: 0,
+                retired: false,
             }),
             arrived: Notify::new(),
             capacity,
@@ -35,13 +50,16 @@ impl Queue {
 
     /// Queues `msg` if there is room; else gives it back, and `peer` is resumed once a
     /// message is taken.
-    pub fn offer(&self, peer: &Arc<Peer>, msg: Msg) -> Result<(), Msg> {
+    pub fn offer(&self, peer: &Arc<Peer>, msg: Msg) -> Result<(), Refusal> {
         let mut st = lock(&self.state);
+        if st.retired {
+            return Err(Refusal::Retired(msg));
+        }
         if st.items.len() >= self.capacity {
             if !st.blocked.iter().any(|p| Arc::ptr_eq(p, peer)) {
                 st.blocked.push_back(peer.clone());
             }
-            return Err(msg);
+            return Err(Refusal::Full(msg));
         }
         st.items.push_back(msg);
         drop(st);
@@ -49,7 +67,23 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes the next message, waiting for one.
+    /// Counts a receiver in. Called with the inbox's map locked, as is [`Self::leave`].
+    pub fn join(&self) {
+        lock(&self.state).receivers += 1;
+    }
+
+    /// Counts a receiver out; retires the queue and returns `true` when nothing keeps it.
+    pub fn leave(&self) -> bool {
+        let mut st = lock(&self.state);
+        st.receivers -= 1;
+        let idle = st.receivers == 0 && st.items.is_empty() && st.blocked.is_empty();
+        if idle {
+            st.retired = true;
+        }
+        idle
+    }
+
+    /// Takes the next message, waiting for one. The caller has [joined](Self::join).
     pub async fn pop(&self) -> Msg {
         loop {
             let arrived = self.arrived.notified();

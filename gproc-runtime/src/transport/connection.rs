@@ -36,6 +36,9 @@ pub(crate) enum Delivery {
     /// there is room. Until then nothing more is read from that peer (backpressure on
     /// that one connection).
     Full(wire::Message),
+    /// Not taken, for this reason, which the sender's one send is told (acknowledged
+    /// messages only): the connection goes on.
+    Declined(wire::Refused),
     /// The peer broke a rule; its connection is closed, for this reason.
     Refused(String),
 }
@@ -349,6 +352,16 @@ impl Peer {
             Frame::Ack(count) => Step::Close(format!(
                 "protocol error: acknowledgement of {count} messages, more than were sent"
             )),
+            Frame::Refusal { number, why } => {
+                let error = || refusal_error(self.pid, why);
+                if lock(&self.out).refused(number, error) {
+                    Step::Next
+                } else {
+                    Step::Close(format!(
+                        "protocol error: refusal of message {number}, more than were sent"
+                    ))
+                }
+            }
             Frame::Message(message) => {
                 let acked = message.ack_wanted;
                 match sink.deliver(self, message) {
@@ -360,6 +373,22 @@ impl Peer {
                         Step::Next
                     }
                     Delivery::Full(message) => Step::Stall(message),
+                    Delivery::Declined(why) if acked => {
+                        // Counted with the refusal in front, under the lock every writer
+                        // of acknowledgements takes: no acknowledgement counting it can
+                        // reach the peer before the refusal does.
+                        let mut out = lock(&self.out);
+                        let number = self.delivered.load(Ordering::SeqCst) + 1;
+                        out.push_refusal(number, why);
+                        self.delivered.store(number, Ordering::SeqCst);
+                        drop(out);
+                        pass::mark_dirty(&self.dirty, || self.clone());
+                        Step::Next
+                    }
+                    Delivery::Declined(why) => {
+                        tracing::warn!(peer = self.pid, "gproc: dropped a message: {why:?}");
+                        Step::Next
+                    }
                     Delivery::Refused(why) => Step::Close(why),
                 }
             }
@@ -386,6 +415,20 @@ impl Peer {
         if !pass::pass_open() {
             pass::flush_dirty();
         }
+    }
+}
+
+/// What a sender's one send fails with when the peer refused its message.
+fn refusal_error(pid: u32, why: wire::Refused) -> Error {
+    match why {
+        wire::Refused::GroupLimit => Error::GroupLimit {
+            pid,
+            limit: crate::config::MAX_GROUPS,
+        },
+        wire::Refused::Other(code) => Error::Protocol {
+            pid,
+            reason: format!("the message was refused for a reason this build does not know ({code}); update gproc"),
+        },
     }
 }
 

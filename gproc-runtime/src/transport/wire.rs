@@ -13,10 +13,15 @@
 //!                                   (kind 1: acknowledged; kind 3: quiet, not counted)
 //! either way               Ack      len:u32 = 9, kind:u8 = 2, count:u64                 (13 bytes)
 //!                                   (every acknowledged message up to `count` is queued)
+//! either way               Refusal  len:u32 = 10, kind:u8 = 4, number:u64, reason:u8    (14 bytes)
+//!                                   (acknowledged message `number` was not queued, for
+//!                                   `reason`; it comes before any Ack that counts it)
 //! ```
 //!
 //! An acknowledgement is cumulative, and it is written in the same `writev` as the next
-//! frame going the other way when there is one (see `transport::writer`).
+//! frame going the other way when there is one (see `transport::writer`). A refused
+//! message is counted by the acknowledgements that follow its refusal, as if queued: the
+//! one send fails, and the connection goes on.
 //!
 //! Integers are little-endian. No length read from the wire is used before it is checked
 //! against the receiver's limit.
@@ -24,7 +29,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The first four bytes of both handshake messages.
 pub const MAGIC: [u8; 4] = *b"GPRC";
 /// The size of [`Hello`] on the wire.
@@ -33,6 +38,8 @@ pub const HELLO_LEN: usize = 28;
 pub const WELCOME_LEN: usize = 28;
 /// The size of an acknowledgement on the wire, its length prefix included.
 pub const ACK_LEN: usize = 13;
+/// The size of a refusal on the wire, its length prefix included.
+pub const REFUSAL_LEN: usize = 14;
 /// The size of a frame's length prefix.
 pub const LEN_PREFIX: usize = 4;
 /// The longest group name, in bytes.
@@ -43,6 +50,32 @@ const KIND_ACK: u8 = 2;
 /// A message whose sender does not wait for its acknowledgement (an RPC request or reply,
 /// whose answer says it arrived): the receiver need not acknowledge it at once.
 const KIND_MESSAGE_QUIET: u8 = 3;
+const KIND_REFUSAL: u8 = 4;
+
+/// Why a receiver did not queue a message (see [`Frame::Refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The receiver has as many groups alive as it allows, and this message named a new one.
+    GroupLimit,
+    /// A reason this build does not know (a newer peer's).
+    Other(u8),
+}
+
+impl Refused {
+    fn code(self) -> u8 {
+        match self {
+            Refused::GroupLimit => 1,
+            Refused::Other(code) => code,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            1 => Refused::GroupLimit,
+            code => Refused::Other(code),
+        }
+    }
+}
 
 /// A decoding failure. The connection it came from is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,6 +376,16 @@ pub fn decode_ack(buf: &[u8]) -> Result<u64, WireError> {
     Ok(u64_at(buf, LEN_PREFIX + 1))
 }
 
+/// Encodes the refusal of acknowledged message `number` (counted from 1), as a frame.
+pub fn encode_refusal(number: u64, why: Refused) -> [u8; REFUSAL_LEN] {
+    let mut out = [0u8; REFUSAL_LEN];
+    out[..LEN_PREFIX].copy_from_slice(&((REFUSAL_LEN - LEN_PREFIX) as u32).to_le_bytes());
+    out[LEN_PREFIX] = KIND_REFUSAL;
+    out[LEN_PREFIX + 1..REFUSAL_LEN - 1].copy_from_slice(&number.to_le_bytes());
+    out[REFUSAL_LEN - 1] = why.code();
+    out
+}
+
 /// One whole frame, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -350,11 +393,27 @@ pub enum Frame {
     Message(Message),
     /// The sender has queued every acknowledged message up to this count.
     Ack(u64),
+    /// The sender did not queue acknowledged message `number`, for this reason.
+    Refusal {
+        /// The message's number among the acknowledged ones, counted from 1.
+        number: u64,
+        /// Why.
+        why: Refused,
+    },
 }
 
 /// Decodes one whole frame (prefix included), as delimited by [`frame_len`].
 pub fn decode_frame(frame: Bytes) -> Result<Frame, WireError> {
     match frame.get(LEN_PREFIX) {
+        Some(&KIND_REFUSAL) => {
+            if frame.len() != REFUSAL_LEN {
+                return Err(WireError::Malformed("refusal (wrong length)"));
+            }
+            Ok(Frame::Refusal {
+                number: u64_at(&frame, LEN_PREFIX + 1),
+                why: Refused::from_code(frame[REFUSAL_LEN - 1]),
+            })
+        }
         Some(&KIND_ACK) => {
             if frame.len() != ACK_LEN {
                 return Err(WireError::Malformed("ack (wrong length)"));
@@ -673,6 +732,37 @@ mod tests {
         assert_eq!(
             malformed(decode_frame(Bytes::from(longer))),
             "ack (wrong length)"
+        );
+    }
+
+    #[test]
+    fn refusal_round_trip_and_bad_lengths() {
+        let r = encode_refusal(7, Refused::GroupLimit);
+        assert_eq!(frame_len(&r, 0), Ok(Some(REFUSAL_LEN)));
+        assert_eq!(
+            decode_frame(Bytes::copy_from_slice(&r)),
+            Ok(Frame::Refusal {
+                number: 7,
+                why: Refused::GroupLimit
+            })
+        );
+        let other = encode_refusal(u64::MAX, Refused::Other(200));
+        assert_eq!(
+            decode_frame(Bytes::copy_from_slice(&other)),
+            Ok(Frame::Refusal {
+                number: u64::MAX,
+                why: Refused::Other(200)
+            })
+        );
+        let mut longer = r.to_vec();
+        longer.push(0);
+        assert_eq!(
+            malformed(decode_frame(Bytes::from(longer))),
+            "refusal (wrong length)"
+        );
+        assert_eq!(
+            malformed(decode_frame(Bytes::copy_from_slice(&r[..REFUSAL_LEN - 1]))),
+            "refusal (wrong length)"
         );
     }
 

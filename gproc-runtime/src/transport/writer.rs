@@ -199,6 +199,26 @@ impl Out {
         }
     }
 
+    /// Queues the refusal of acknowledged message `number` from the peer, behind what
+    /// waits: it reaches the peer before any acknowledgement that counts that message.
+    pub(crate) fn push_refusal(&mut self, number: u64, why: wire::Refused) {
+        self.push(&wire::encode_refusal(number, why), None);
+    }
+
+    /// The peer refused message `number`: its send fails with `error`. `false` if no such
+    /// message was sent: a broken peer.
+    pub(crate) fn refused(&mut self, number: u64, error: impl FnOnce() -> Error) -> bool {
+        if number > self.sent_acked {
+            return false;
+        }
+        if let Some(at) = self.waiting.iter().position(|(n, _)| *n == number) {
+            if let Some((_, done)) = self.waiting.remove(at) {
+                let _ = done.send(Err(error()));
+            }
+        }
+        true
+    }
+
     /// The peer acknowledged everything up to `count`. `false` if it claims more than
     /// was sent: a broken peer.
     pub(crate) fn acked(&mut self, count: u64) -> bool {
