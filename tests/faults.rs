@@ -37,6 +37,7 @@ const TESTS: &[(&str, fn())] = tests![
     upkeep_directory_taken_by_another_user,
     groups_100k_names_one_after_another,
     groups_limit_refuses_one_send_only,
+    many_senders_64_processes_500_messages_each,
 ];
 
 const ROLES: &[(&str, fn())] = &[
@@ -44,7 +45,12 @@ const ROLES: &[(&str, fn())] = &[
     (ROLE_SENDER, role_sender),
     (ROLE_GROUPS, role_groups),
     (ROLE_HOARD, role_hoard),
+    (ROLE_STREAM, role_stream),
 ];
+
+/// `many_senders_64_processes_500_messages_each`.
+const MANY_SENDERS: usize = 64;
+const MANY_MESSAGES: usize = 500;
 
 /// `groups_100k_names_one_after_another`: distinct group names, one message each; how far
 /// the sender may run ahead of the receiver; a message to the default group every so many.
@@ -113,6 +119,26 @@ fn role_groups() {
         rss_kb()
     ));
     std::thread::park();
+}
+
+/// `target=<pid> n=<count>`: sends `0`, `1`, … `n-1` to the target's default group, then
+/// says `sent`.
+const ROLE_STREAM: &str = "stream";
+
+fn role_stream() {
+    let args = role_args();
+    let get = |key: &str| -> u64 {
+        args.iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key}=<n>"))
+    };
+    let (target, n) = (get("target") as u32, get("n"));
+    for i in 0..n {
+        gproc::blocking::send(target, i.to_string())
+            .unwrap_or_else(|e| panic!("stream: send {i}: {e}"));
+    }
+    say("sent");
 }
 
 fn role_hoard() {
@@ -453,4 +479,56 @@ fn sockets() -> std::collections::BTreeSet<String> {
         .map(|l| l.to_string_lossy().into_owned())
         .filter(|l| l.starts_with("socket:"))
         .collect()
+}
+
+// =======================================================================================
+// Many peers
+// =======================================================================================
+
+/// 64 sender processes, 500 messages each, to this process at once: every message
+/// arrives once, and each sender's in the order it sent them.
+fn many_senders_64_processes_500_messages_each() {
+    gproc::blocking::listen().expect("listen");
+    let me = gproc::pid();
+    let started = Instant::now();
+    let senders: Vec<Peer> = (0..MANY_SENDERS)
+        .map(|_| {
+            spawn_peer(
+                ROLE_STREAM,
+                &[&format!("target={me}"), &format!("n={MANY_MESSAGES}")],
+            )
+        })
+        .collect();
+    let mut next: std::collections::HashMap<u32, usize> =
+        senders.iter().map(|p| (p.pid(), 0)).collect();
+    let total = MANY_SENDERS * MANY_MESSAGES;
+    let got = blocking_within(
+        Duration::from_secs(60),
+        "receive every message",
+        move || {
+            for _ in 0..total {
+                let m = gproc::blocking::receive().expect("receive");
+                let expected = next
+                    .get_mut(&m.sender_pid)
+                    .unwrap_or_else(|| panic!("a message from {}, not a sender", m.sender_pid));
+                let i: usize = String::from_utf8_lossy(&m.data).parse().expect("a number");
+                assert_eq!(
+                    i, *expected,
+                    "sender {}: out of order or twice",
+                    m.sender_pid
+                );
+                *expected += 1;
+            }
+            next
+        },
+    );
+    assert!(got.values().all(|&n| n == MANY_MESSAGES), "{got:?}");
+    for sender in &senders {
+        assert_eq!(sender.line_within(LONG), "sent", "sender {}", sender.pid());
+    }
+    println!(
+        "{MANY_SENDERS} senders x {MANY_MESSAGES} messages: all {total} received once, in \
+         order per sender, in {:?}",
+        started.elapsed()
+    );
 }
