@@ -38,6 +38,12 @@ const TESTS: &[(&str, fn())] = tests![
     groups_100k_names_one_after_another,
     groups_limit_refuses_one_send_only,
     many_senders_64_processes_500_messages_each,
+    receiver_stopped_while_senders_stream,
+    flooder_stuck_on_a_full_group_others_get_through,
+    rpc_1000_concurrent_calls,
+    bad_connections_do_not_hold_up_others,
+    server_killed_with_100_calls_in_flight,
+    soak_30s_mixed_raw_and_rpc,
 ];
 
 const ROLES: &[(&str, fn())] = &[
@@ -46,7 +52,62 @@ const ROLES: &[(&str, fn())] = &[
     (ROLE_GROUPS, role_groups),
     (ROLE_HOARD, role_hoard),
     (ROLE_STREAM, role_stream),
+    (ROLE_TALLY, role_tally),
+    (ROLE_SERVER, role_server),
+    (ROLE_FLOOD, role_flood),
+    (ROLE_MIXER, role_mixer),
 ];
+
+/// `receiver_stopped_while_senders_stream`: senders, messages each, and how long the
+/// receiver stays stopped (the fault's length, not a wait for an event).
+const STREAMERS: usize = 4;
+const STREAMED: usize = 2000;
+const STOPPED_FOR: Duration = Duration::from_secs(1);
+/// The bound on each call or echo of another peer while something misbehaves.
+const PROMPT: Duration = Duration::from_secs(2);
+/// `flooder_stuck_on_a_full_group_others_get_through`: the server's queue capacity, the
+/// flooder's messages, and the other peer's messages and calls.
+const FLOOD_CAP: usize = 16;
+const FLOODED: usize = 64;
+const OTHERS: u64 = 100;
+/// `server_killed_with_100_calls_in_flight`.
+const IN_FLIGHT: usize = 100;
+/// `soak_30s_mixed_raw_and_rpc`: its length, its clients, and the bounds on the server's
+/// growth between warm-up and the end.
+const SOAK: Duration = Duration::from_secs(30);
+const SOAKERS: usize = 3;
+const SOAK_RSS_SLACK_KB: u64 = 8 * 1024;
+
+#[gproc::service]
+pub trait Chores {
+    /// `n`, at once.
+    async fn echo(&self, n: u64) -> u64;
+    /// `n`, after `ms` milliseconds.
+    async fn slow(&self, n: u64, ms: u64) -> u64;
+}
+
+struct ChoresImpl {
+    /// Say `running <n>` once this many `slow` calls run at once (0: never).
+    announce: usize,
+    running: std::sync::atomic::AtomicUsize,
+}
+
+impl Chores for ChoresImpl {
+    async fn echo(&self, n: u64) -> u64 {
+        n
+    }
+
+    async fn slow(&self, n: u64, ms: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        if now == self.announce {
+            say(&format!("running {now}"));
+        }
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        n
+    }
+}
 
 /// `many_senders_64_processes_500_messages_each`.
 const MANY_SENDERS: usize = 64;
@@ -139,6 +200,148 @@ fn role_stream() {
             .unwrap_or_else(|e| panic!("stream: send {i}: {e}"));
     }
     say("sent");
+}
+
+/// `senders=<k> n=<n>`: listens, says "ready", receives `k * n` messages of the default
+/// group, checking that each sender's come in order (`0`, `1`, …), says `at <count>`
+/// every 1000, then `ok <count>`.
+const ROLE_TALLY: &str = "tally";
+/// Listens, serves [`Chores`], sends every message of its default group back to its
+/// sender as `echo:<data>`, says "ready". Args: `cap=<n>` (queue capacity),
+/// `timeout=<ms>` (connect timeout), `announce=<n>` (see [`ChoresImpl`]). Commands on
+/// stdin: `drain <group> <n>` (receive `n` messages of a group, say `drained <group> <n>`),
+/// `stats` (say `stats rss_kb=<kb> fds=<n>`).
+const ROLE_SERVER: &str = "server";
+/// `target=<pid> group=<g> n=<n>`: sends `n` messages to the group, saying `sent <i>`
+/// after the i-th is acknowledged.
+const ROLE_FLOOD: &str = "flood";
+/// `target=<pid> secs=<s>`: for `s` seconds, a raw message to the target and its echo,
+/// then a typed `echo` call, over and over; says `warm` after 200 rounds, then
+/// `mixed rounds=<n>`.
+const ROLE_MIXER: &str = "mixer";
+
+fn arg_u64(key: &str) -> Option<u64> {
+    role_args()
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+fn role_tally() {
+    exit_when_stdin_closes();
+    let total = arg_u64("senders").expect("senders=<k>") * arg_u64("n").expect("n=<n>");
+    gproc::blocking::listen().expect("tally: listen");
+    ready();
+    let mut next = std::collections::HashMap::<u32, u64>::new();
+    for count in 1..=total {
+        let m = gproc::blocking::receive().expect("tally: receive");
+        let i: u64 = String::from_utf8_lossy(&m.data).parse().expect("a number");
+        let expected = next.entry(m.sender_pid).or_default();
+        assert_eq!(
+            i, *expected,
+            "sender {}: out of order or twice",
+            m.sender_pid
+        );
+        *expected += 1;
+        if count % 1000 == 0 {
+            say(&format!("at {count}"));
+        }
+    }
+    say(&format!("ok {total}"));
+    std::thread::park();
+}
+
+fn role_server() {
+    let mut config = gproc::Config::new();
+    if let Some(cap) = arg_u64("cap") {
+        config = config.queue_capacity(cap as usize);
+    }
+    if let Some(ms) = arg_u64("timeout") {
+        config = config.connect_timeout(Duration::from_millis(ms));
+    }
+    config.install().expect("server: install the Config");
+    let announce = arg_u64("announce").unwrap_or(0) as usize;
+    runtime().block_on(async move {
+        gproc::listen().await.expect("server: listen");
+        let chores = ChoresImpl {
+            announce,
+            running: Default::default(),
+        };
+        tokio::spawn(async move { ChoresServer::new(chores).serve().await });
+        tokio::spawn(async {
+            loop {
+                let m = gproc::receive().await.expect("server: receive");
+                let mut echo = b"echo:".to_vec();
+                echo.extend_from_slice(&m.data);
+                if let Err(e) = gproc::send(m.sender_pid, echo).await {
+                    eprintln!("server: echo to {}: {e}", m.sender_pid);
+                }
+            }
+        });
+        let commands = tokio::task::spawn_blocking(|| {
+            ready();
+            while let Some(line) = read_line() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words[..] {
+                    ["drain", group, n] => {
+                        let n: usize = n.parse().expect("drain <group> <n>");
+                        for _ in 0..n {
+                            gproc::blocking::receive_group(group).expect("server: drain");
+                        }
+                        say(&format!("drained {group} {n}"));
+                    }
+                    ["stats"] => say(&format!("stats rss_kb={} fds={}", rss_kb(), fds())),
+                    _ => panic!("server: unknown command {line:?}"),
+                }
+            }
+        });
+        let _ = commands.await;
+        std::process::exit(0);
+    });
+}
+
+fn role_flood() {
+    exit_when_stdin_closes();
+    let target = arg_u64("target").expect("target=<pid>") as u32;
+    let n = arg_u64("n").expect("n=<n>");
+    let group = role_args()
+        .into_iter()
+        .find(|(k, _)| k == "group")
+        .map(|(_, v)| v)
+        .expect("group=<g>");
+    for i in 1..=n {
+        gproc::blocking::send_group(target, &group, i.to_string()).expect("flood: send");
+        say(&format!("sent {i}"));
+    }
+    std::thread::park();
+}
+
+fn role_mixer() {
+    let target = arg_u64("target").expect("target=<pid>") as u32;
+    let secs = arg_u64("secs").expect("secs=<s>");
+    let until = Instant::now() + Duration::from_secs(secs);
+    current_thread_runtime().block_on(async move {
+        let chores = ChoresClient::new(target);
+        let mut rounds = 0u64;
+        while Instant::now() < until {
+            gproc::send(target, rounds.to_string())
+                .await
+                .expect("mixer: send");
+            let echo = gproc::receive().await.expect("mixer: receive the echo");
+            assert_eq!(echo.data, format!("echo:{rounds}"), "mixer: the echo");
+            assert_eq!(chores.echo(rounds).await.expect("mixer: call"), rounds);
+            rounds += 1;
+            if rounds == 200 {
+                say("warm");
+            }
+        }
+        say(&format!("mixed rounds={rounds}"));
+    });
+}
+
+/// This process's open descriptors.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 fn role_hoard() {
@@ -530,5 +733,279 @@ fn many_senders_64_processes_500_messages_each() {
         "{MANY_SENDERS} senders x {MANY_MESSAGES} messages: all {total} received once, in \
          order per sender, in {:?}",
         started.elapsed()
+    );
+}
+
+// =======================================================================================
+// Stopped, stuck, killed and misbehaving peers
+// =======================================================================================
+
+/// A receiver stopped with SIGSTOP while several senders stream to it: after SIGCONT,
+/// every message arrives once, each sender's in order, and every sender finishes.
+fn receiver_stopped_while_senders_stream() {
+    let tally = spawn_peer(
+        ROLE_TALLY,
+        &[&format!("senders={STREAMERS}"), &format!("n={STREAMED}")],
+    );
+    tally.wait_until_listening(LONG);
+    let senders: Vec<Peer> = (0..STREAMERS)
+        .map(|_| {
+            spawn_peer(
+                ROLE_STREAM,
+                &[&format!("target={}", tally.pid()), &format!("n={STREAMED}")],
+            )
+        })
+        .collect();
+    assert_eq!(tally.line_within(LONG), "at 1000");
+    stop(tally.pid());
+    // The fault: the receiver stays stopped for a while, its senders' sends waiting.
+    std::thread::sleep(STOPPED_FOR);
+    signal(tally.pid(), rustix::process::Signal::CONT);
+    let total = STREAMERS * STREAMED;
+    let end = loop {
+        let line = tally.line_within(LONG);
+        if !line.starts_with("at ") {
+            break line;
+        }
+    };
+    assert_eq!(end, format!("ok {total}"), "the receiver after SIGCONT");
+    for sender in &senders {
+        assert_eq!(sender.line_within(LONG), "sent", "sender {}", sender.pid());
+    }
+}
+
+/// A flooding peer is stuck on a full group of a server (its sends wait, its connection
+/// is not read): another peer's raw messages and typed calls to the same server are
+/// answered promptly meanwhile; once the group is drained, the flooder finishes.
+fn flooder_stuck_on_a_full_group_others_get_through() {
+    let mut server = spawn_peer(ROLE_SERVER, &[&format!("cap={FLOOD_CAP}")]);
+    server.wait_until_listening(LONG);
+    let target = server.pid();
+    let flooder = spawn_peer(
+        ROLE_FLOOD,
+        &[
+            &format!("target={target}"),
+            "group=flood",
+            &format!("n={FLOODED}"),
+        ],
+    );
+    for i in 1..=FLOOD_CAP {
+        assert_eq!(flooder.line_within(LONG), format!("sent {i}"));
+    }
+    // The group is full: the flooder's next send waits. Another peer meanwhile:
+    let slowest = block_on(async move {
+        let chores = ChoresClient::new(target);
+        let mut slowest = Duration::ZERO;
+        for i in 0..OTHERS {
+            let t = Instant::now();
+            within(
+                PROMPT,
+                "a raw message to the server",
+                gproc::send(target, i.to_string()),
+            )
+            .await
+            .expect("send");
+            let echo = within(PROMPT, "the echo", gproc::receive())
+                .await
+                .expect("echo");
+            assert_eq!(echo.data, format!("echo:{i}"));
+            let n = within(PROMPT, "a call to the server", chores.echo(i)).await;
+            assert_eq!(n.expect("call"), i);
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
+    });
+    println!(
+        "while the flooder was stuck: {OTHERS} messages, echoes and calls, slowest {slowest:?}"
+    );
+    server.write_line(&format!("drain flood {FLOODED}"));
+    assert_eq!(server.line_within(LONG), format!("drained flood {FLOODED}"));
+    for i in FLOOD_CAP + 1..=FLOODED {
+        assert_eq!(flooder.line_within(LONG), format!("sent {i}"));
+    }
+}
+
+/// 1000 typed calls at once from one client, each answered with its own value.
+fn rpc_1000_concurrent_calls() {
+    const CALLS: u64 = 1000;
+    let server = spawn_peer(ROLE_SERVER, &[]);
+    server.wait_until_listening(LONG);
+    let target = server.pid();
+    let took = block_on(async move {
+        let chores = ChoresClient::new(target);
+        let started = Instant::now();
+        let calls: Vec<_> = (0..CALLS)
+            .map(|i| {
+                let chores = chores.clone();
+                tokio::spawn(async move { (i, chores.slow(i, 20).await) })
+            })
+            .collect();
+        for call in calls {
+            let (i, n) = within(LONG, "a concurrent call", call).await.expect("task");
+            assert_eq!(n.unwrap_or_else(|e| panic!("call {i}: {e}")), i);
+        }
+        started.elapsed()
+    });
+    println!("{CALLS} concurrent calls of 20 ms each: all answered in {took:?}");
+}
+
+/// Connections that send half a handshake, or a handshake and then nothing, or drip a
+/// byte a second: the server answers another peer's calls promptly meanwhile, and drops
+/// the unfinished handshakes at its connect timeout.
+fn bad_connections_do_not_hold_up_others() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    const TIMEOUT_MS: u64 = 1000;
+    let server = spawn_peer(ROLE_SERVER, &[&format!("timeout={TIMEOUT_MS}")]);
+    server.wait_until_listening(LONG);
+    let target = server.pid();
+    let path = socket_path(target);
+    let hello = gproc::wire::our_hello().encode();
+
+    let mut half = UnixStream::connect(&path).expect("connect: half a handshake");
+    half.write_all(&hello[..hello.len() / 2])
+        .expect("write half a hello");
+    let mut silent = UnixStream::connect(&path).expect("connect: a handshake, then nothing");
+    silent.write_all(&hello).expect("write a hello");
+    let mut welcome = [0u8; gproc::wire::WELCOME_LEN];
+    silent.read_exact(&mut welcome).expect("the welcome");
+    let drip = UnixStream::connect(&path).expect("connect: drip");
+    let dripper = {
+        let mut drip = drip.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            for b in hello {
+                if drip.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    let opened = Instant::now();
+
+    let slowest = block_on(async move {
+        let chores = ChoresClient::new(target);
+        let mut slowest = Duration::ZERO;
+        for i in 0..50 {
+            let t = Instant::now();
+            let n = within(PROMPT, "a call beside bad connections", chores.echo(i)).await;
+            assert_eq!(n.expect("call"), i);
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
+    });
+    // The unfinished handshakes are closed by the server (EOF) at its connect timeout.
+    for (what, mut stream) in [("half a handshake", half), ("a dripping handshake", drip)] {
+        stream.set_read_timeout(Some(LONG)).expect("read timeout");
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "{what}: the server sent bytes instead of closing");
+        let closed_after = opened.elapsed();
+        assert!(
+            closed_after < Duration::from_millis(TIMEOUT_MS) + PROMPT,
+            "{what}: closed only after {closed_after:?}"
+        );
+        println!("{what}: closed by the server after {closed_after:?}");
+    }
+    let _ = dripper.join();
+    // The finished handshake that sends nothing is a connection like any: still open.
+    silent.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 1];
+    let still =
+        matches!(silent.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(still, "a quiet, well-behaved connection was closed");
+    println!("50 calls beside the bad connections, slowest {slowest:?}");
+}
+
+/// A server is SIGKILLed with 100 calls in flight: every call fails promptly with
+/// `ConnectionLost`, none waits for its deadline.
+fn server_killed_with_100_calls_in_flight() {
+    let mut server = spawn_peer(ROLE_SERVER, &[&format!("announce={IN_FLIGHT}")]);
+    server.wait_until_listening(LONG);
+    let target = server.pid();
+    let rt = runtime();
+    let calls: Vec<_> = rt.block_on(async {
+        let chores = ChoresClient::new(target).with_timeout(Duration::from_secs(120));
+        (0..IN_FLIGHT as u64)
+            .map(|i| {
+                let chores = chores.clone();
+                tokio::spawn(async move { chores.slow(i, 600_000).await })
+            })
+            .collect()
+    });
+    assert_eq!(server.line_within(LONG), format!("running {IN_FLIGHT}"));
+    let killed = Instant::now();
+    server.kill();
+    let took = rt.block_on(async {
+        for call in calls {
+            let result = within(LONG, "a call to a killed server", call)
+                .await
+                .expect("task");
+            assert!(
+                matches!(
+                    result,
+                    Err(gproc::RpcError::Transport(gproc::Error::ConnectionLost))
+                ),
+                "{result:?}"
+            );
+        }
+        killed.elapsed()
+    });
+    assert!(took < PROMPT, "the calls ended {took:?} after the kill");
+    println!("{IN_FLIGHT} calls in flight failed with ConnectionLost {took:?} after SIGKILL");
+}
+
+/// 30 seconds of mixed raw and typed traffic from several clients: the server's memory
+/// and descriptors stay bounded.
+fn soak_30s_mixed_raw_and_rpc() {
+    let mut server = spawn_peer(ROLE_SERVER, &[]);
+    server.wait_until_listening(LONG);
+    let target = server.pid();
+    let mixers: Vec<Peer> = (0..SOAKERS)
+        .map(|_| {
+            spawn_peer(
+                ROLE_MIXER,
+                &[
+                    &format!("target={target}"),
+                    &format!("secs={}", SOAK.as_secs()),
+                ],
+            )
+        })
+        .collect();
+    for mixer in &mixers {
+        assert_eq!(mixer.line_within(LONG), "warm");
+    }
+    let stats = |server: &mut Peer| -> (u64, u64) {
+        server.write_line("stats");
+        let line = server.line_within(LONG);
+        let field = |key: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{key} in {line:?}"))
+        };
+        (field("rss_kb"), field("fds"))
+    };
+    let (warm_rss, warm_fds) = stats(&mut server);
+    let mut rounds = 0;
+    for mixer in &mixers {
+        let done = mixer.line_within(SOAK + LONG);
+        rounds += done
+            .strip_prefix("mixed rounds=")
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("mixer: {done:?}"));
+    }
+    let (end_rss, end_fds) = stats(&mut server);
+    println!(
+        "soak: {SOAKERS} clients, {rounds} rounds (a message, its echo and a call each) in \
+         {SOAK:?}; server rss {warm_rss} -> {end_rss} KiB, fds {warm_fds} -> {end_fds}"
+    );
+    assert!(
+        end_rss <= warm_rss + SOAK_RSS_SLACK_KB,
+        "the server's memory grew from {warm_rss} KiB to {end_rss} KiB"
+    );
+    assert!(
+        end_fds <= warm_fds,
+        "the server's descriptors grew from {warm_fds} to {end_fds}"
     );
 }

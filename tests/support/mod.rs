@@ -603,3 +603,44 @@ where
         Err(_) => panic!("{what}: did not return within {limit:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Processes: signals and states
+// ---------------------------------------------------------------------------------------
+
+/// Polls `cond` on a fresh reading of `/proc` until it holds or `limit` passes; returns
+/// whether it held and how long that took. The event is something in another process (a
+/// descriptor closing, a state changing), which nothing here can wait on: poll, briefly.
+pub fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> (bool, Duration) {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return (true, start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return (false, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn signal(pid: u32, sig: rustix::process::Signal) {
+    let target = rustix::process::Pid::from_raw(pid as i32).expect("a PID");
+    rustix::process::kill_process(target, sig)
+        .unwrap_or_else(|e| panic!("signal {sig:?} to {pid}: {e}"));
+}
+
+/// Stops `pid` (SIGSTOP) and waits until it is stopped.
+pub fn stop(pid: u32) {
+    signal(pid, rustix::process::Signal::STOP);
+    let (stopped, _) = poll_until(Duration::from_secs(5), || proc_state(pid) == 'T');
+    assert!(stopped, "{pid} did not stop: state {}", proc_state(pid));
+}
+
+/// The state letter of `pid` (field 3 of `/proc/<pid>/stat`): `T` once it is stopped.
+pub fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    let rest = &stat[stat.rfind(')').expect("comm ends with ')'") + 1..];
+    rest.trim_start().chars().next().expect("a state")
+}
