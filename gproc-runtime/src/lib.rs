@@ -63,6 +63,20 @@ mod transport;
 pub mod wire {
     pub use crate::transport::wire::*;
 
+    /// Runs the connection's reading half over a real socket holding `input`, as after a
+    /// handshake, with acknowledgements and refusals checked against 16 messages sent:
+    /// for the fuzz target. Returns how many messages, acknowledgements and refusals were
+    /// taken, and why reading ended.
+    ///
+    /// # Panics
+    ///
+    /// When the reader breaks its own rules (a message over `max` taken, or reading that
+    /// does not end): what the fuzz target looks for.
+    pub fn replay(input: &[u8], max: usize) -> (usize, usize, usize, String) {
+        let seen = crate::transport::reader::replay(input, max);
+        (seen.messages, seen.acks, seen.refusals, seen.ended)
+    }
+
     /// The hello this process sends, for tests that speak the protocol by hand.
     pub fn our_hello() -> Hello {
         Hello {

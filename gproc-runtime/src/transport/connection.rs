@@ -6,7 +6,7 @@
 //! and is then forgotten: nothing keeps a descriptor for a dead peer.
 
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -44,6 +44,35 @@ pub(crate) enum Delivery {
 }
 
 static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
+
+/// Deliveries under way: a message handed to the sink whose acknowledgement is not
+/// counted yet. A receiver may take the message (and its process exit) in between.
+static DELIVERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one delivery under way while it lives.
+struct Delivering;
+
+impl Delivering {
+    fn start() -> Self {
+        DELIVERING.fetch_add(1, Ordering::SeqCst);
+        Delivering
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        DELIVERING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// At exit: waits (up to `limit`) until every message handed to a receiver is counted
+/// for its acknowledgement, so that the acknowledgements written next include it.
+pub(crate) fn settle_deliveries(limit: std::time::Duration) {
+    let until = Instant::now() + limit;
+    while DELIVERING.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        std::thread::yield_now();
+    }
+}
 
 /// Installs the sink every connection delivers to. Only the first call counts.
 pub(crate) fn install_sink(sink: Box<dyn Sink>) {
@@ -288,6 +317,21 @@ impl Peer {
         self.resume_on_drain.store(true, Ordering::SeqCst);
     }
 
+    /// For a peer known to have exited: reads what it sent (the end of the stream then
+    /// closes the connection), and closes at once a connection whose reading waits for
+    /// room, as nothing more would be read from it.
+    pub(crate) fn wind_up(self: &Arc<Self>, why: &str) {
+        self.pump();
+        if !self.is_closed() && self.paused.load(Ordering::SeqCst) {
+            self.close(why);
+        }
+    }
+
+    /// Writes what waits and the acknowledgement owed, now.
+    pub(crate) fn flush_owed(self: &Arc<Self>) {
+        self.write_waiting();
+    }
+
     /// Writes what waits, with the acknowledgement owed if any; watches the socket if it
     /// is full, and lets waiting senders and refused frames on once there is room.
     fn write_waiting(self: &Arc<Self>) {
@@ -364,6 +408,7 @@ impl Peer {
             }
             Frame::Message(message) => {
                 let acked = message.ack_wanted;
+                let _delivering = Delivering::start();
                 match sink.deliver(self, message) {
                     Delivery::Taken => {
                         if acked {

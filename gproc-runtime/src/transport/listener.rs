@@ -246,8 +246,12 @@ fn sweep_stale(dir: &Path) {
 fn remove_at_exit(path: PathBuf) {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     extern "C" fn at_exit() {
-        // A process that takes a message and exits at once has acknowledged it.
+        // A process that takes a message and exits at once has acknowledged it, even if
+        // another thread was still counting it, or writing the acknowledgement, as this
+        // one exited. (Bounded: exit may be called from inside a delivery.)
+        super::connection::settle_deliveries(std::time::Duration::from_millis(100));
         pass::flush_dirty();
+        super::peers::flush_all();
         if let Some(path) = PATH.get() {
             let _ = std::fs::remove_file(path);
         }

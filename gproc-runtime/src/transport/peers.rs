@@ -267,7 +267,10 @@ fn forget_if_empty(target: u32) {
     }
 }
 
-/// Closes every connection to `target`: its process has exited.
+/// Winds up every connection to `target`: its process has exited. What it sent before
+/// exiting (its last acknowledgements above all) is read first, and reading ends at the
+/// end of the stream, which closes the connection; one whose reading waits for room is
+/// closed at once.
 pub(crate) fn forget(target: u32) {
     let peers: Vec<Arc<Peer>> = {
         let slots = lock(&table().slots);
@@ -277,6 +280,22 @@ pub(crate) fn forget(target: u32) {
             .unwrap_or_default()
     };
     for peer in peers {
-        peer.close("its process exited");
+        peer.wind_up("its process exited");
+    }
+}
+
+/// Writes what every connection owes its peer (acknowledgements above all), waiting for a
+/// write another thread has under way: at exit, so that a message this process took just
+/// before exiting is acknowledged, whichever thread read it.
+pub(crate) fn flush_all() {
+    let peers: Vec<Arc<Peer>> = {
+        let slots = lock(&table().slots);
+        slots
+            .values()
+            .flat_map(|s| s.primary.iter().chain(&s.others).cloned())
+            .collect()
+    };
+    for peer in peers {
+        peer.flush_owed();
     }
 }

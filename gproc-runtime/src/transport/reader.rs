@@ -110,6 +110,14 @@ impl In {
                 Err(e) => return Some(Ended::Closed(format!("protocol error: {e}"))),
             };
             let frame = match wire::decode_frame(self.buf.split_to(len).freeze()) {
+                // The frame's length bounds group and data together: the data alone must
+                // also be within the limit (found by the `reader` fuzz target).
+                Ok(Frame::Message(m)) if m.data.len() > max => {
+                    return Some(Ended::Closed(format!(
+                        "protocol error: a message of {} bytes, over the limit of {max}",
+                        m.data.len()
+                    )))
+                }
                 Ok(frame) => frame,
                 Err(e) => return Some(Ended::Closed(format!("protocol error: {e}"))),
             };
@@ -152,5 +160,123 @@ fn read(stream: &UnixStream, buf: &mut BytesMut) -> std::io::Result<usize> {
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// What [`replay`] saw.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    pub messages: usize,
+    pub acks: usize,
+    pub refusals: usize,
+    /// Why reading ended: the peer closed the stream, or what broke the protocol.
+    pub ended: String,
+}
+
+/// Reads `input` as a connection's reading half reads what a peer sends after the
+/// handshake, over a real socket, with the writing half's acknowledgement bookkeeping
+/// (16 acknowledged messages sent and waiting): for the fuzz target. Every fifth message
+/// is first refused for want of room and taken when reading resumes, as a full queue does.
+pub(crate) fn replay(input: &[u8], max: usize) -> Replayed {
+    use std::io::Write;
+    let mut seen = Replayed::default();
+    let Ok((mut theirs, ours)) = UnixStream::pair() else {
+        seen.ended = "no socket pair".into();
+        return seen;
+    };
+    // What fits in the socket's buffer, written before a single byte is read.
+    let input = &input[..input.len().min(64 * 1024)];
+    if theirs.write_all(input).is_err() || theirs.shutdown(std::net::Shutdown::Write).is_err() {
+        seen.ended = "cannot write the input".into();
+        return seen;
+    }
+    let mut out = super::writer::Out::default();
+    let empty = Bytes::new();
+    let mut head = [0u8; super::writer::MAX_HEAD];
+    let head = wire::message_head(&mut head, "", 0, true);
+    let _waiting: Vec<_> = (0..16)
+        .filter_map(|_| {
+            out.message(&ours, (head, &empty), true, 0, true)
+                .ok()
+                .flatten()
+        })
+        .collect();
+    let mut inn = In::new(&[]);
+    let mut refuse_next = false;
+    let mut take = |frame: Frame| match frame {
+        Frame::Ack(count) if out.acked(count) => {
+            seen.acks += 1;
+            Step::Next
+        }
+        Frame::Ack(count) => Step::Close(format!("acknowledgement of {count}, more than sent")),
+        Frame::Refusal { number, .. } if out.refused(number, || crate::Error::ConnectionLost) => {
+            seen.refusals += 1;
+            Step::Next
+        }
+        Frame::Refusal { number, .. } => Step::Close(format!("refusal of {number}, not sent")),
+        Frame::Message(m) => {
+            assert!(m.data.len() <= max, "a message over the limit was taken");
+            refuse_next = !refuse_next && (seen.messages + 1) % 5 == 0;
+            if refuse_next {
+                return Step::Stall(m);
+            }
+            seen.messages += 1;
+            Step::Next
+        }
+    };
+    // A stall ends a pass; each pass makes progress, so this ends.
+    for _ in 0..=input.len() + 1 {
+        if let Ended::Closed(why) = inn.run(&ours, max, &mut take) {
+            seen.ended = why;
+            return seen;
+        }
+    }
+    panic!("reading did not end after {} passes", input.len() + 2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(group: &str, data: &[u8]) -> Vec<u8> {
+        let mut head = [0u8; super::super::writer::MAX_HEAD];
+        let mut frame = wire::message_head(&mut head, group, data.len(), true).to_vec();
+        frame.extend_from_slice(data);
+        frame
+    }
+
+    #[test]
+    fn replay_takes_messages_acks_and_refusals_then_ends_at_eof() {
+        let mut input = Vec::new();
+        for i in 0..12u8 {
+            input.extend(message("g", &[i; 3]));
+        }
+        input.extend(wire::encode_ack(3));
+        input.extend(wire::encode_refusal(5, wire::Refused::GroupLimit));
+        input.extend(wire::encode_ack(16));
+        let seen = replay(&input, 1024);
+        assert_eq!(
+            (seen.messages, seen.acks, seen.refusals),
+            (12, 2, 1),
+            "{seen:?}"
+        );
+        assert_eq!(seen.ended, "the peer closed it");
+    }
+
+    /// Found by the `reader` fuzz target: a frame within the limit's length, whose group
+    /// is empty and whose data is over the limit, was taken.
+    #[test]
+    fn replay_closes_on_data_over_the_limit() {
+        let input = [8, 0, 0, 0, 3, 0, 0, 0, 0, 126, 0, 0];
+        let seen = replay(&input, 5);
+        assert_eq!(seen.messages, 0);
+        assert!(seen.ended.contains("over the limit of 5"), "{seen:?}");
+    }
+
+    #[test]
+    fn replay_closes_on_an_ack_of_more_than_was_sent() {
+        let seen = replay(&wire::encode_ack(17), 1024);
+        assert_eq!(seen.acks, 0);
+        assert!(seen.ended.contains("more than sent"), "{seen:?}");
     }
 }

@@ -406,7 +406,10 @@ pub enum Frame {
 pub fn decode_frame(frame: Bytes) -> Result<Frame, WireError> {
     match frame.get(LEN_PREFIX) {
         Some(&KIND_REFUSAL) => {
-            if frame.len() != REFUSAL_LEN {
+            // Both the bytes given and the length they claim (found by the `decode` fuzz
+            // target: a truncated frame of another length decoded).
+            if frame.len() != REFUSAL_LEN || u32_at(&frame, 0) as usize != REFUSAL_LEN - LEN_PREFIX
+            {
                 return Err(WireError::Malformed("refusal (wrong length)"));
             }
             Ok(Frame::Refusal {
@@ -762,6 +765,13 @@ mod tests {
         );
         assert_eq!(
             malformed(decode_frame(Bytes::copy_from_slice(&r[..REFUSAL_LEN - 1]))),
+            "refusal (wrong length)"
+        );
+        // Fourteen bytes that claim another length: the start of a longer frame.
+        let mut claims_more = r;
+        claims_more[0] = 129;
+        assert_eq!(
+            malformed(decode_frame(Bytes::copy_from_slice(&claims_more))),
             "refusal (wrong length)"
         );
     }
