@@ -401,49 +401,9 @@ fn role_sender() {
     }
 }
 
-/// gproc's log, warnings and up, on stdout as `log: …` lines.
-fn log_to_stdout() {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .with_writer(|| LogLines)
-        .init();
-}
-
-/// Writes each log line as `log: <line>` on stdout, whole.
-struct LogLines;
-
-impl std::io::Write for LogLines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        for line in text.lines() {
-            say(&format!("log: {}", line.trim()));
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // =======================================================================================
 // Helpers
 // =======================================================================================
-
-/// The next line of `peer` that is not a log line.
-fn next_said(peer: &Peer, within: Duration) -> String {
-    let until = Instant::now() + within;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        let line = peer.line_within(left);
-        if !line.starts_with("log: ") {
-            return line;
-        }
-    }
-}
 
 /// A receiver that listens, and a message from this process over a connection made before
 /// any fault: it must keep working through them.
@@ -451,7 +411,7 @@ fn receiver_with_a_connection() -> Peer {
     let receiver = spawn_peer(ROLE_RECEIVER, &[]);
     receiver.wait_until_listening(LONG);
     gproc::blocking::send(receiver.pid(), "before").expect("send before the fault");
-    let got = next_said(&receiver, LONG);
+    let got = receiver.said_within(LONG);
     assert_eq!(got, format!("got {} before", gproc::pid()));
     receiver
 }
@@ -460,7 +420,7 @@ fn receiver_with_a_connection() -> Peer {
 /// [`REACHED_AGAIN`] of `since`, and returns how long it took.
 fn new_sender_reaches(receiver: &Peer, since: Instant) -> Duration {
     let sender = spawn_peer(ROLE_SENDER, &[&format!("target={}", receiver.pid())]);
-    let got = next_said(receiver, LONG);
+    let got = receiver.said_within(LONG);
     let took = since.elapsed();
     assert_eq!(got, format!("got {} hello {}", sender.pid(), sender.pid()));
     assert_eq!(sender.line_within(LONG), "sent");
@@ -475,7 +435,7 @@ fn new_sender_reaches(receiver: &Peer, since: Instant) -> Duration {
 fn old_connection_still_works(receiver: &Peer) {
     gproc::blocking::send(receiver.pid(), "after").expect("send on the old connection");
     assert_eq!(
-        next_said(receiver, LONG),
+        receiver.said_within(LONG),
         format!("got {} after", gproc::pid())
     );
 }
@@ -613,7 +573,7 @@ fn groups_100k_names_one_after_another() {
         }
     }
     gproc::blocking::send(target, "end").expect("send the end");
-    let done = next_said(&receiver, Duration::from_secs(60));
+    let done = receiver.said_within(Duration::from_secs(60));
     println!("{done} (in {:?})", started.elapsed());
     let field = |key: &str| -> u64 {
         done.split_whitespace()

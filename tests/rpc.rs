@@ -71,6 +71,14 @@ const TESTS: &[(&str, fn())] = &[
         wait_served_waits_until_serve,
     ),
     ("wait_served::times_out", wait_served_times_out),
+    (
+        "wait_served::timeout_logs_what_it_saw",
+        wait_served_timeout_logs_what_it_saw,
+    ),
+    (
+        "panic::message_in_the_servers_log",
+        panic_message_in_the_servers_log,
+    ),
     ("in_process::no_socket", in_process_no_socket),
 ];
 
@@ -336,7 +344,8 @@ fn client_futures_are_send(
 /// - `raw`: receives raw messages in the groups `""` and `"raw"`, prints a line for each
 ///   (see [`raw_line`]) and echoes it back to its sender, in the same group, as `echo:<data>`;
 /// - `gate`: serves only after a raw message in the group `"go"`;
-/// - `rt=current`: on a current-thread runtime (else a multi-thread one).
+/// - `rt=current`: on a current-thread runtime (else a multi-thread one);
+/// - `log`: gproc's warnings and errors as `log: …` lines on stdout.
 ///
 /// Started by the harness it exits when the test closes its stdin; started by a `Manager`
 /// (its stdin is the test's, `/dev/null`) when the manager kills it.
@@ -358,6 +367,9 @@ fn role_server() {
         runtime()
     };
     let (calc, v1, raw, gate) = (has("calc"), has("v1"), has("raw"), has("gate"));
+    if has("log") {
+        log_to_stdout();
+    }
     rt.block_on(async move {
         gproc::listen().await.expect("server: listen");
         ready();
@@ -1438,6 +1450,76 @@ fn wait_served_times_out() {
                 took >= timeout && took < Duration::from_secs(5),
                 "wait_served({timeout:?}) on a process that {what} took {took:?}"
             );
+        }
+    });
+}
+
+/// What a user reads when `wait_served` gives up: the error is the contract's unit
+/// `DeadlineExceeded`, so the cause it last saw is in gproc's log, one line per wait.
+fn wait_served_timeout_logs_what_it_saw() {
+    let nothing = listener();
+    let idle = spawn_peer(ROLE_IDLE, &[]);
+    let log = log_to_buffer();
+    run("wait_served::timeout_logs_what_it_saw", async {
+        for (what, pid, cause) in [
+            (
+                "listens but never serves",
+                nothing.pid(),
+                "last seen: the process does not serve Calculator",
+            ),
+            (
+                "never listens",
+                idle.pid(),
+                "last seen: transport: process {pid} is alive but has no gproc endpoint",
+            ),
+        ] {
+            log.lock().expect("log").clear();
+            let calc = CalculatorClient::new(pid);
+            let result = within(LONG, what, calc.wait_served(Duration::from_millis(200))).await;
+            assert!(
+                matches!(result, Err(RpcError::DeadlineExceeded)),
+                "{what}: {result:?}"
+            );
+            let text = log.lock().expect("log").clone();
+            let cause = cause.replace("{pid}", &pid.to_string());
+            for words in [
+                "WARN",
+                &format!("pid={pid}"),
+                "wait_served gave up after 200ms",
+                &cause,
+            ] {
+                assert!(
+                    text.contains(words),
+                    "a process that {what}: {words:?} in {text:?}"
+                );
+            }
+        }
+    });
+}
+
+/// A panicking handler's message, as the server's operator reads it in gproc's log.
+fn panic_message_in_the_servers_log() {
+    let peer = server(&["calc", "log"]);
+    run("panic::message_in_the_servers_log", async {
+        let calc = calc_client(peer.pid()).await;
+        let result = within(LONG, "a panicking handler", calc.boom(7)).await;
+        assert!(
+            matches!(result, Err(RpcError::HandlerPanicked)),
+            "{result:?}"
+        );
+        let line = loop {
+            let line = peer.line_within(LONG);
+            if line.contains("panicked") {
+                break line;
+            }
+        };
+        for words in [
+            "log: ERROR",
+            "service=\"Calculator\"",
+            &format!("peer={}", gproc::pid()),
+            "a handler panicked: boom 7 (a panic the test asked for); the caller gets HandlerPanicked",
+        ] {
+            assert!(line.contains(words), "{words:?} in {line:?}");
         }
     });
 }

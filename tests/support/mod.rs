@@ -400,6 +400,18 @@ impl Peer {
         self.line_within(PEER_TIMEOUT)
     }
 
+    /// The next line of the peer that is not a log line (see [`log_to_stdout`]).
+    pub fn said_within(&self, within: Duration) -> String {
+        let until = Instant::now() + within;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = self.line_within(left);
+            if !line.starts_with("log: ") {
+                return line;
+            }
+        }
+    }
+
     /// Asserts that the next line the peer prints is `expected`.
     #[track_caller]
     pub fn expect_line(&self, expected: &str) {
@@ -643,4 +655,62 @@ pub fn proc_state(pid: u32) -> char {
         .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
     let rest = &stat[stat.rfind(')').expect("comm ends with ')'") + 1..];
     rest.trim_start().chars().next().expect("a state")
+}
+
+/// gproc's log, warnings and up, on stdout as `log: …` lines.
+pub fn log_to_stdout() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_writer(|| LogLines)
+        .init();
+}
+
+/// gproc's log, warnings and up, into the returned text (this process's own log, for a
+/// test body to read).
+pub fn log_to_buffer() -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let writer = LogText(text.clone());
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_writer(move || writer.clone())
+        .init();
+    text
+}
+
+#[derive(Clone)]
+struct LogText(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl std::io::Write for LogText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut text = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        text.push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes each log line as `log: <line>` on stdout, whole.
+struct LogLines;
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        for line in text.lines() {
+            say(&format!("log: {}", line.trim()));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
