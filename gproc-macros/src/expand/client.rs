@@ -30,12 +30,7 @@ impl Generator<'_> {
             impl #client {
                 /// A client for the process `pid`, with the default deadline of 10 seconds.
                 pub fn new(pid: ::core::primitive::u32) -> Self {
-                    #client { stub: #private::PidStub::new(pid, #request::__gproc_info()) }
-                }
-
-                /// The same client with another deadline for each call.
-                pub fn with_timeout(self, timeout: ::core::time::Duration) -> Self {
-                    #client { stub: #private::PidStub::with_timeout(self.stub, timeout) }
+                    #client { stub: #private::PidStub::new(pid, <#request as #private::ServiceRequest>::info()) }
                 }
 
                 /// Waits until the process serves this version of the service.
@@ -63,6 +58,14 @@ impl Generator<'_> {
                 /// without processes.
                 pub fn from_stub(stub: #s) -> Self {
                     #client { stub }
+                }
+
+                /// The same client with another deadline for each call.
+                pub fn with_timeout(self, timeout: ::core::time::Duration) -> Self
+                where
+                    #s: #private::WithTimeout,
+                {
+                    #client { stub: #private::WithTimeout::with_timeout(self.stub, timeout) }
                 }
 
                 #(#methods)*

@@ -200,9 +200,8 @@ impl<'a> Generator<'a> {
         });
         quote! {
             #[automatically_derived]
-            impl #request {
-                #[doc(hidden)]
-                pub fn __gproc_info() -> &'static #private::ServiceInfo {
+            impl #private::ServiceRequest for #request {
+                fn info() -> &'static #private::ServiceInfo {
                     static __GPROC_INFO: #private::ServiceInfo = #private::ServiceInfo {
                         name: #name,
                         fingerprint: #fingerprint,

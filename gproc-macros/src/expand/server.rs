@@ -80,7 +80,7 @@ impl Generator<'_> {
                 type Resp = #response;
 
                 fn info(&self) -> &'static #private::ServiceInfo {
-                    #request::__gproc_info()
+                    <#request as #private::ServiceRequest>::info()
                 }
 
                 fn serve(

@@ -47,9 +47,8 @@ pub enum CalculatorResponse {
     Log(()),
 }
 #[automatically_derived]
-impl CalculatorRequest {
-    #[doc(hidden)]
-    pub fn __gproc_info() -> &'static ::gproc::__private::ServiceInfo {
+impl ::gproc::__private::ServiceRequest for CalculatorRequest {
+    fn info() -> &'static ::gproc::__private::ServiceInfo {
         static __GPROC_INFO: ::gproc::__private::ServiceInfo = ::gproc::__private::ServiceInfo {
             name: "Calculator",
             fingerprint: 6541200745419585491u64,
@@ -85,14 +84,8 @@ impl CalculatorClient {
         CalculatorClient {
             stub: ::gproc::__private::PidStub::new(
                 pid,
-                CalculatorRequest::__gproc_info(),
+                <CalculatorRequest as ::gproc::__private::ServiceRequest>::info(),
             ),
-        }
-    }
-    /// The same client with another deadline for each call.
-    pub fn with_timeout(self, timeout: ::core::time::Duration) -> Self {
-        CalculatorClient {
-            stub: ::gproc::__private::PidStub::with_timeout(self.stub, timeout),
         }
     }
     /// Waits until the process serves this version of the service.
@@ -118,6 +111,15 @@ where
     /// without processes.
     pub fn from_stub(stub: S) -> Self {
         CalculatorClient { stub }
+    }
+    /// The same client with another deadline for each call.
+    pub fn with_timeout(self, timeout: ::core::time::Duration) -> Self
+    where
+        S: ::gproc::__private::WithTimeout,
+    {
+        CalculatorClient {
+            stub: ::gproc::__private::WithTimeout::with_timeout(self.stub, timeout),
+        }
     }
     /// Adds two numbers.
     pub fn add(
@@ -234,7 +236,7 @@ where
     type Req = CalculatorRequest;
     type Resp = CalculatorResponse;
     fn info(&self) -> &'static ::gproc::__private::ServiceInfo {
-        CalculatorRequest::__gproc_info()
+        <CalculatorRequest as ::gproc::__private::ServiceRequest>::info()
     }
     fn serve(
         &self,

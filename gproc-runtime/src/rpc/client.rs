@@ -12,7 +12,9 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::codec::{Kind, RequestHead, Status};
-use super::contract::{RpcError, ServiceDescription, ServiceInfo, Stub, DEFAULT_TIMEOUT};
+use super::contract::{
+    RpcError, ServiceDescription, ServiceInfo, Stub, WithTimeout, DEFAULT_TIMEOUT,
+};
 use super::routing;
 use crate::config::settings;
 use crate::error::Error;
@@ -48,6 +50,12 @@ impl<Req, Resp> std::fmt::Debug for PidStub<Req, Resp> {
             .field("pid", &self.pid)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+impl<Req, Resp> WithTimeout for PidStub<Req, Resp> {
+    fn with_timeout(self, timeout: Duration) -> Self {
+        PidStub::with_timeout(self, timeout)
     }
 }
 

@@ -119,6 +119,21 @@ pub trait Stub: Send + Sync {
     fn call(&self, req: Self::Req) -> impl Future<Output = Result<Self::Resp, RpcError>> + Send;
 }
 
+/// The request enum of a service knows its service: what a stub that is given only the
+/// types (such as [`tarpc::connect`](crate::tarpc)'s) sends as the fingerprint.
+/// `#[gproc::service]` implements it.
+pub trait ServiceRequest {
+    /// The service's name, fingerprint and methods.
+    fn info() -> &'static ServiceInfo;
+}
+
+/// A stub whose calls have a deadline that can be set: what `{Trait}Client::with_timeout`
+/// calls.
+pub trait WithTimeout: Sized {
+    /// The same stub with `timeout` as each call's deadline.
+    fn with_timeout(self, timeout: Duration) -> Self;
+}
+
 impl<S: Serve> Stub for S {
     type Req = S::Req;
     type Resp = S::Resp;

@@ -30,7 +30,9 @@ mod server;
 
 pub use client::{introspect, PidStub};
 pub use contract::{
-    MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, Stub, DEFAULT_TIMEOUT,
+    MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, ServiceRequest, Stub,
+    WithTimeout, DEFAULT_TIMEOUT,
 };
 pub(crate) use routing::up;
 pub use serve::serve;
+pub(crate) use server::panic_message;

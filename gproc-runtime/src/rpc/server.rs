@@ -196,7 +196,7 @@ where
 }
 
 /// What a panic said, when it said it with a string (as `panic!` and `expect` do).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()
