@@ -24,7 +24,7 @@ fn main() {
     let _loop = ParserRequest::Loop { r#fn: Vec::new() };
     let client = ParserClient::from_stub(ParserServer::new(Impl));
     let _call = client.r#type(String::new(), 1);
-    let info = ParserRequest::__gproc_info();
+    let info = <ParserRequest as gproc::__private::ServiceRequest>::info();
     assert_eq!(info.methods[0].name, "type");
     assert_eq!(
         info.methods[0].signature,

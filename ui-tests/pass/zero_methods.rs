@@ -12,7 +12,7 @@ fn main() {
     let client = NothingClient::new(1);
     let _ = client.pid();
     let _local = NothingClient::from_stub(NothingServer::new(Impl));
-    let info = NothingRequest::__gproc_info();
+    let info = <NothingRequest as gproc::__private::ServiceRequest>::info();
     assert_eq!(info.name, "Nothing");
     assert!(info.methods.is_empty());
 }

@@ -35,4 +35,5 @@ pub use contract::{
 };
 pub(crate) use routing::up;
 pub use serve::serve;
+#[cfg(feature = "tarpc")]
 pub(crate) use server::panic_message;
