@@ -19,9 +19,9 @@ use crate::config::settings;
 use crate::error::Error;
 use crate::rpc::{RpcError, ServiceInfo, ServiceRequest, Stub, WithTimeout, DEFAULT_TIMEOUT};
 
-/// The longest deadline sent: tarpc adds the time remaining to the server's clock, so a
-/// `Duration::MAX` "no deadline" is sent as a century.
-const LONGEST_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The longest deadline sent: tarpc keeps deadlines in tokio's timer wheel, which holds
+/// about two years, so a `Duration::MAX` "no deadline" is sent as a year.
+const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Calls a service on another machine through tarpc: what `{Trait}Client::from_stub`
 /// takes. Cheap to clone; clones share the connection.
