@@ -34,10 +34,12 @@ const TESTS: &[(&str, fn())] = &[
     ("tcp::version_skew_is_schema_mismatch", version_skew),
     ("tcp::server_killed_mid_call", server_killed_mid_call),
     ("tcp::nothing_listens", nothing_listens),
+    ("tls::serve_io_and_connect_io", tls_serve_io_and_connect_io),
 ];
 
 const ROLE_SERVER: &str = "server";
-const ROLES: &[(&str, fn())] = &[(ROLE_SERVER, role_server)];
+const ROLE_TLS: &str = "tls";
+const ROLES: &[(&str, fn())] = &[(ROLE_SERVER, role_server), (ROLE_TLS, role_tls)];
 
 fn main() {
     support::run_tests(TESTS, ROLES);
@@ -186,6 +188,133 @@ fn role_server() {
             versioned.local_addr().port()
         ));
         std::future::pending::<()>().await;
+    });
+}
+
+/// Serves Calculator over TLS on a port of 127.0.0.1, with the certificate and key the
+/// test wrote in `GPROC_DIR` (`server.der`, `server.key`): accepts TCP connections, makes
+/// each a TLS stream with tokio-rustls, and serves it with `gproc::tarpc::serve_io`.
+/// Prints `port <port>`, then `refused: <why>` for each handshake that fails.
+fn role_tls() {
+    use tokio_rustls::rustls;
+    exit_when_stdin_closes();
+    let dir = gproc_dir();
+    let cert = std::fs::read(dir.join("server.der")).expect("the certificate");
+    let key = std::fs::read(dir.join("server.key")).expect("the key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.into()],
+        rustls::pki_types::PrivatePkcs8KeyDer::from(key).into(),
+    )
+    .expect("the server's certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    runtime().block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        say(&format!(
+            "port {}",
+            listener.local_addr().expect("addr").port()
+        ));
+        let server = CalculatorServer::new(Calc {
+            sleeps: Arc::default(),
+            gathered: tokio::sync::watch::channel(0).0,
+        });
+        loop {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let (acceptor, server) = (acceptor.clone(), server.clone());
+            tokio::spawn(async move {
+                match acceptor.accept(tcp).await {
+                    Ok(tls) => gproc::tarpc::serve_io(tls, server).await,
+                    Err(e) => say(&format!("refused: {e}")),
+                }
+            });
+        }
+    });
+}
+
+/// A CA named `ca_name`, and a certificate for `localhost` signed by it: `(ca, cert, key)`,
+/// DER.
+fn certificates(ca_name: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = ca.self_signed(&ca_key).expect("the CA");
+    let key = KeyPair::generate().expect("a key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("the certificate");
+    (ca.der().to_vec(), cert.der().to_vec(), key.serialize_der())
+}
+
+/// A TLS client trusting only `ca`.
+fn tls_connector(ca: Vec<u8>) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.into()).expect("the CA as a root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+fn tls_serve_io_and_connect_io() {
+    let (ca, cert, key) = certificates("the test's CA");
+    std::fs::write(gproc_dir().join("server.der"), cert).expect("write the certificate");
+    std::fs::write(gproc_dir().join("server.key"), key).expect("write the key");
+    let server = spawn_peer(ROLE_TLS, &[]);
+    let line = server.line_within(LONG);
+    let port: u16 = line
+        .strip_prefix("port ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the TLS server says {line:?}"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    run("tls::serve_io_and_connect_io", async {
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost")
+            .expect("a server name");
+        // A client that trusts the server's CA: the same client type, over TLS.
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let tls = within(
+            FAST,
+            "TLS handshake",
+            tls_connector(ca).connect(name.clone(), tcp),
+        )
+        .await
+        .expect("a TLS handshake with a trusted certificate");
+        let calc = CalculatorClient::from_stub(gproc::tarpc::connect_io(tls));
+        assert_eq!(calc.add(20, 22).await.expect("add over TLS"), 42);
+        assert_eq!(
+            calc.div(1.0, 0.0).await.expect("div over TLS"),
+            Err("division by zero".to_owned())
+        );
+
+        // A client that trusts another CA is refused in the handshake, on both sides.
+        let (other_ca, _, _) = certificates("another CA");
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let refused = within(
+            FAST,
+            "TLS handshake",
+            tls_connector(other_ca).connect(name, tcp),
+        )
+        .await;
+        let e = refused.expect_err("a certificate from a CA the client does not trust");
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+        let said = server.line_within(LONG);
+        assert!(said.starts_with("refused: "), "{said}");
+        // The trusted client goes on.
+        assert_eq!(calc.add(1, 2).await.expect("add after a refused client"), 3);
     });
 }
 
