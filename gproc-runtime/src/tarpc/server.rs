@@ -162,23 +162,15 @@ where
     Io: AsyncRead + AsyncWrite + Send + 'static,
 {
     let service = server.info().name;
-    let requests = BaseChannel::with_defaults(transport(io))
+    // Each handler is a task of its own. The channel keeps an abort handle for each call
+    // in flight: when the connection ends and the channel is dropped, they all stop.
+    BaseChannel::with_defaults(transport(io))
         .max_concurrent_requests(settings().queue_capacity)
-        .execute(Bridge(server));
-    let mut requests = std::pin::pin!(requests);
-    // Handlers live in this set: when the connection ends, the ones still running stop.
-    let mut handlers = JoinSet::new();
-    loop {
-        tokio::select! {
-            request = requests.next() => match request {
-                Some(handler) => {
-                    handlers.spawn(handler);
-                }
-                None => break,
-            },
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-        }
-    }
+        .execute(Bridge(server))
+        .for_each(|handler| async {
+            tokio::spawn(handler);
+        })
+        .await;
     tracing::debug!(service, "gproc: a tarpc connection ended");
 }
 
