@@ -120,7 +120,7 @@ pub trait Stub: Send + Sync {
 }
 
 /// The request enum of a service knows its service: what a stub that is given only the
-/// types (such as [`tarpc::connect`](crate::tarpc)'s) sends as the fingerprint.
+/// types (such as the tarpc bridge's `connect`) sends as the fingerprint.
 /// `#[gproc::service]` implements it.
 pub trait ServiceRequest {
     /// The service's name, fingerprint and methods.
