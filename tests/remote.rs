@@ -34,6 +34,7 @@ const TESTS: &[(&str, fn())] = &[
     ("tcp::version_skew_is_schema_mismatch", version_skew),
     ("tcp::server_killed_mid_call", server_killed_mid_call),
     ("tcp::nothing_listens", nothing_listens),
+    ("tcp::dropping_serving_stops_it", dropping_serving_stops_it),
     ("tls::serve_io_and_connect_io", tls_serve_io_and_connect_io),
 ];
 
@@ -529,5 +530,50 @@ fn nothing_listens() {
         }
         println!("refused in {took:?}: {text}");
         assert!(took < Duration::from_millis(500), "{took:?}");
+    });
+}
+
+/// `Serving` stops serving when dropped: its port refuses new clients, and the connections
+/// it accepted are closed.
+fn dropping_serving_stops_it() {
+    run("tcp::dropping_serving_stops_it", async {
+        let calc = Calc {
+            sleeps: Arc::default(),
+            gathered: tokio::sync::watch::channel(0).0,
+        };
+        let serving = gproc::tarpc::serve("127.0.0.1:0", CalculatorServer::new(calc))
+            .await
+            .expect("serve on port 0");
+        let addr = serving.local_addr();
+        assert_ne!(addr.port(), 0, "the port the system picked");
+        let client = calc_client(addr).await;
+        assert_eq!(client.add(1, 2).await.expect("add while served"), 3);
+
+        drop(serving);
+        // The port closes, then the accepted connection: the accepting task and the
+        // connections' tasks stop as their runtime gets to them, so both are polled for.
+        let until = Instant::now() + FAST;
+        let refused = loop {
+            let again = gproc::tarpc::connect::<CalculatorRequest, CalculatorResponse>(addr).await;
+            match again {
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => break e,
+                other => assert!(Instant::now() < until, "connect after the drop: {other:?}"),
+            }
+            tokio::task::yield_now().await;
+        };
+        println!("refused after the drop: {refused}");
+        let lost = loop {
+            match within(FAST, "a call after the drop", client.add(1, 2)).await {
+                Err(e) => break e,
+                Ok(_) => assert!(
+                    Instant::now() < until,
+                    "calls still answered after the drop"
+                ),
+            }
+        };
+        assert!(
+            matches!(lost, RpcError::Transport(Error::ConnectionLost)),
+            "{lost:?}"
+        );
     });
 }
