@@ -92,6 +92,15 @@ struct Calc {
     gathered: tokio::sync::watch::Sender<u64>,
 }
 
+impl Calc {
+    fn new() -> Calc {
+        Calc {
+            sleeps: Arc::default(),
+            gathered: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
 /// Counts a `sleep` handler as stopped when it is dropped before it finished.
 struct Unfinished {
     sleeps: Arc<Mutex<HashMap<u64, Stats>>>,
@@ -173,10 +182,7 @@ impl v1::Versioned for V1 {
 fn role_server() {
     exit_when_stdin_closes();
     runtime().block_on(async {
-        let calc = Calc {
-            sleeps: Arc::default(),
-            gathered: tokio::sync::watch::channel(0).0,
-        };
+        let calc = Calc::new();
         let calc = gproc::tarpc::serve("127.0.0.1:0", CalculatorServer::new(calc))
             .await
             .expect("serve Calculator over TCP");
@@ -222,10 +228,7 @@ fn role_tls() {
             "port {}",
             listener.local_addr().expect("addr").port()
         ));
-        let server = CalculatorServer::new(Calc {
-            sleeps: Arc::default(),
-            gathered: tokio::sync::watch::channel(0).0,
-        });
+        let server = CalculatorServer::new(Calc::new());
         loop {
             let (tcp, _) = listener.accept().await.expect("accept");
             let (acceptor, server) = (acceptor.clone(), server.clone());
@@ -537,10 +540,7 @@ fn nothing_listens() {
 /// it accepted are closed.
 fn dropping_serving_stops_it() {
     run("tcp::dropping_serving_stops_it", async {
-        let calc = Calc {
-            sleeps: Arc::default(),
-            gathered: tokio::sync::watch::channel(0).0,
-        };
+        let calc = Calc::new();
         let serving = gproc::tarpc::serve("127.0.0.1:0", CalculatorServer::new(calc))
             .await
             .expect("serve on port 0");
