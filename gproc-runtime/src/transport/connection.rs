@@ -117,6 +117,12 @@ pub(crate) struct Peer {
     again: AtomicBool,
     /// Reading waits for a sink's room: set by the reader as it stops, for [`Peer::rearm`].
     paused: AtomicBool,
+    /// The poller reported the peer's hang-up (or its process is known to have exited):
+    /// reading goes on to the end of the stream.
+    hung_up: AtomicBool,
+    /// No pass has read yet: the first reads to the end of what the socket holds, as the
+    /// handshake may have taken the event that told of a hang-up.
+    fresh: AtomicBool,
     /// What the poller was last told (`None`: the socket is not in it); serializes
     /// telling it.
     arming: Mutex<Option<Interest>>,
@@ -147,6 +153,8 @@ impl Peer {
             resume_on_drain: AtomicBool::new(false),
             again: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            hung_up: AtomicBool::new(false),
+            fresh: AtomicBool::new(true),
             arming: Mutex::new(Some(Interest {
                 read: true,
                 write: false,
@@ -321,6 +329,7 @@ impl Peer {
     /// closes the connection), and closes at once a connection whose reading waits for
     /// room, as nothing more would be read from it.
     pub(crate) fn wind_up(self: &Arc<Self>, why: &str) {
+        self.hung_up.store(true, Ordering::SeqCst);
         self.pump();
         if !self.is_closed() && self.paused.load(Ordering::SeqCst) {
             self.close(why);
@@ -438,8 +447,13 @@ impl Peer {
                 }
             }
         };
-        let ended = inn.run(&self.stream, max, &mut take);
+        let to_end = self.hung_up.load(Ordering::SeqCst) || self.fresh.load(Ordering::SeqCst);
+        let ended = inn.run(&self.stream, max, to_end, &mut take);
         self.paused.store(inn.stalled(), Ordering::SeqCst);
+        if !inn.stalled() {
+            // This pass read until the socket had nothing more.
+            self.fresh.store(false, Ordering::SeqCst);
+        }
         drop(inn);
         if let Ended::Closed(why) = ended {
             self.close(&why);
@@ -481,6 +495,10 @@ impl Source for Peer {
     fn ready(self: Arc<Self>, ready: Ready) {
         if ready.writable {
             self.write_waiting();
+        }
+        if ready.closed {
+            // Before the pump: a last frame and the hang-up may come in one event.
+            self.hung_up.store(true, Ordering::SeqCst);
         }
         if ready.readable || ready.closed {
             self.pump();

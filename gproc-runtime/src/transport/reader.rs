@@ -63,10 +63,17 @@ impl In {
 
     /// Hands over the message that waited, then what is buffered, then what the socket
     /// holds, frame by frame, until the socket is empty or `take` stalls.
+    ///
+    /// `hung_up` says that the poller reported the peer's hang-up: then reading goes on
+    /// to the end of the stream. Otherwise a read that does not fill the buffer is taken
+    /// to have emptied the socket, and the read that would only say so is skipped; but a
+    /// peer that writes its last frame and exits raises one event for both, and without
+    /// that last read its end would never be seen (and its descriptor never closed).
     pub(crate) fn run(
         &mut self,
         stream: &UnixStream,
         max: usize,
+        hung_up: bool,
         take: &mut impl FnMut(Frame) -> Step,
     ) -> Ended {
         if let Some(message) = self.stalled.take() {
@@ -89,7 +96,9 @@ impl In {
                 }
                 // A read that does not fill the buffer emptied the socket: hand over what
                 // came, and skip the read that would only say so.
-                Ok(n) if n < spare => return self.drain(max, take).unwrap_or(Ended::Waiting),
+                Ok(n) if n < spare && !hung_up => {
+                    return self.drain(max, take).unwrap_or(Ended::Waiting)
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ended::Waiting,
                 Err(e) => return Ended::Closed(format!("read failed: {e}")),
@@ -226,7 +235,7 @@ pub(crate) fn replay(input: &[u8], max: usize) -> Replayed {
     };
     // A stall ends a pass; each pass makes progress, so this ends.
     for _ in 0..=input.len() + 1 {
-        if let Ended::Closed(why) = inn.run(&ours, max, &mut take) {
+        if let Ended::Closed(why) = inn.run(&ours, max, false, &mut take) {
             seen.ended = why;
             return seen;
         }
@@ -271,6 +280,34 @@ mod tests {
         let seen = replay(&input, 5);
         assert_eq!(seen.messages, 0);
         assert!(seen.ended.contains("over the limit of 5"), "{seen:?}");
+    }
+
+    /// A peer's last frame and its exit, in one event: one pass told of the hang-up takes
+    /// the frame and sees the end, where a pass that was not told stops after the short
+    /// read (its descriptor leaked in CI before this, one dead peer in 200).
+    #[test]
+    fn a_pass_told_of_the_hang_up_reads_to_the_end() {
+        use std::io::Write;
+        for hung_up in [false, true] {
+            let (mut theirs, ours) = UnixStream::pair().unwrap();
+            theirs.write_all(&message("g", b"last")).unwrap();
+            drop(theirs);
+            let mut taken = 0;
+            let mut take = |frame: Frame| {
+                assert!(matches!(frame, Frame::Message(_)));
+                taken += 1;
+                Step::Next
+            };
+            let ended = In::new(&[]).run(&ours, 1024, hung_up, &mut take);
+            assert_eq!(taken, 1, "hung_up={hung_up}: the last frame is taken");
+            match ended {
+                Ended::Closed(why) => {
+                    assert!(hung_up, "closed without being told: {why}");
+                    assert_eq!(why, "the peer closed it");
+                }
+                Ended::Waiting => assert!(!hung_up, "told of the hang-up, yet waits"),
+            }
+        }
     }
 
     #[test]
