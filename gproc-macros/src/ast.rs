@@ -15,8 +15,11 @@ pub struct Service {
 pub struct Method {
     /// The method's name.
     pub ident: Ident,
-    /// Its attributes (doc comments are kept on the generated client method).
+    /// Its attributes but `#[gproc(...)]` (doc comments are kept on the generated client
+    /// method).
     pub attrs: Vec<syn::Attribute>,
+    /// What `#[gproc(...)]` on the method asked for.
+    pub options: MethodOptions,
     /// The receiver, if any: `&self` is the only one accepted.
     pub receiver: Option<syn::Receiver>,
     /// The `async` token, if any.
@@ -29,6 +32,47 @@ pub struct Method {
     pub sig: syn::Signature,
     /// Whether the method has a default body.
     pub default: Option<syn::Block>,
+}
+
+/// The options of `#[gproc(...)]` on a method.
+#[derive(Default)]
+pub struct MethodOptions {
+    /// `oneway`, where it is written: the call returns once the request is queued.
+    pub oneway: Option<Span>,
+    /// Options that could not be parsed, for the checker.
+    pub errors: Vec<syn::Error>,
+}
+
+impl MethodOptions {
+    /// Parses the `#[gproc(...)]` attributes among `attrs`.
+    // Input:  #[doc = "..."] #[gproc(oneway)]
+    // Output: MethodOptions { oneway: Some(span of `oneway`), errors: [] }
+    fn from_attrs(attrs: &[syn::Attribute]) -> MethodOptions {
+        let mut options = MethodOptions::default();
+        for attr in attrs.iter().filter(|a| is_gproc_attr(a)) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("oneway") {
+                    if options.oneway.replace(meta.path.span()).is_some() {
+                        return Err(meta.error("duplicate `oneway` option"));
+                    }
+                    Ok(())
+                } else {
+                    Err(meta.error(
+                        "unknown option of #[gproc(...)] on a method; the only option is `oneway`",
+                    ))
+                }
+            });
+            if let Err(e) = parsed {
+                options.errors.push(e);
+            }
+        }
+        options
+    }
+}
+
+/// Whether `attr` is `#[gproc(...)]`, the macro's own attribute on a method.
+pub fn is_gproc_attr(attr: &syn::Attribute) -> bool {
+    attr.path().is_ident("gproc")
 }
 
 /// One argument.
@@ -84,7 +128,13 @@ impl Method {
         };
         Method {
             ident: sig.ident.clone(),
-            attrs: f.attrs.clone(),
+            attrs: f
+                .attrs
+                .iter()
+                .filter(|a| !is_gproc_attr(a))
+                .cloned()
+                .collect(),
+            options: MethodOptions::from_attrs(&f.attrs),
             receiver,
             asyncness: sig.asyncness,
             args,
@@ -92,6 +142,11 @@ impl Method {
             sig: sig.clone(),
             default: f.default.clone(),
         }
+    }
+
+    /// Whether the call returns once the request is queued (`#[gproc(oneway)]`).
+    pub fn is_oneway(&self) -> bool {
+        self.options.oneway.is_some()
     }
 
     /// The argument's name; `None` for an argument that is not a plain identifier.

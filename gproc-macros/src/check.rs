@@ -79,6 +79,17 @@ fn check_method(method: &Method, errors: &mut Vec<syn::Error>) {
         ));
     }
     check_receiver(method, errors);
+    errors.extend(method.options.errors.iter().cloned());
+    if let Some(span) = method.options.oneway {
+        if !is_unit(&method.output) {
+            errors.push(syn::Error::new(
+                span,
+                "a `oneway` method returns `()`: its call returns once the server has queued \
+                 the request, before the handler runs, so no value can come back; remove \
+                 `oneway`, or the return type",
+            ));
+        }
+    }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
@@ -146,6 +157,15 @@ fn check_receiver(method: &Method, errors: &mut Vec<syn::Error>) {
             "take `&self`: the server is shared by concurrent calls and is never consumed"
         };
         errors.push(syn::Error::new_spanned(receiver, what));
+    }
+}
+
+/// Whether `ty` is `()`.
+fn is_unit(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Tuple(t) => t.elems.is_empty(),
+        syn::Type::Paren(p) => is_unit(&p.elem),
+        _ => false,
     }
 }
 

@@ -79,6 +79,22 @@ impl Generator<'_> {
         let docs = attrs.iter().filter(|a| a.path().is_ident("doc"));
         let names: Vec<_> = m.args.iter().map(Method::arg_ident).collect();
         let types = m.args.iter().map(|a| &a.ty);
+        if m.is_oneway() {
+            return quote! {
+                #(#docs)*
+                ///
+                /// One-way: returns once the server has queued the request, without waiting
+                /// for the handler.
+                pub fn #name(
+                    &self,
+                    #(#names: #types),*
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #private::RpcError>,
+                > + ::core::marker::Send + '_ {
+                    #private::Stub::call_oneway(&self.stub, #request::#variant { #(#names),* })
+                }
+            };
+        }
         quote! {
             #(#docs)*
             pub fn #name(

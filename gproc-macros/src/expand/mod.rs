@@ -41,7 +41,14 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
 /// resolve, and the compiler adds no second error to ours (argument patterns become `_`).
 // Input:  pub trait Calc { async fn add(&self, (a, b): (i64, i64)) -> i64; }
 // Output: #[allow(async_fn_in_trait)] pub trait Calc { async fn add(&self, _: (i64, i64)) -> i64; }
+// (and `#[gproc(oneway)]` removed from its methods)
 fn fallback_trait(mut item: syn::ItemTrait) -> TokenStream {
+    // `#[gproc(...)]` is the macro's; left on a method, it would be an unknown attribute.
+    for trait_item in &mut item.items {
+        if let syn::TraitItem::Fn(f) = trait_item {
+            f.attrs.retain(|a| !crate::ast::is_gproc_attr(a));
+        }
+    }
     let inputs = item
         .items
         .iter_mut()
@@ -273,7 +280,12 @@ fn signature(m: &Method) -> String {
         .iter()
         .map(|a| format!("{}: {}", type_text(&a.pat), type_text(&a.ty)))
         .collect();
-    let mut text = format!("async fn {}(&self", m.ident);
+    let oneway = if m.is_oneway() {
+        "#[gproc(oneway)] "
+    } else {
+        ""
+    };
+    let mut text = format!("{oneway}async fn {}(&self", m.ident);
     for arg in &args {
         text.push_str(", ");
         text.push_str(arg);
@@ -287,8 +299,8 @@ fn signature(m: &Method) -> String {
     text
 }
 
-/// FNV-1a over the service name and every method's name, argument types and return type,
-/// in order. Doc comments and argument names do not count.
+/// FNV-1a over the service name and every method's name, argument types, return type and
+/// `oneway`, in order. Doc comments and argument names do not count.
 fn fingerprint(service: &Service) -> u64 {
     let mut text = unraw(service.ident());
     for m in &service.methods {
@@ -299,6 +311,10 @@ fn fingerprint(service: &Service) -> u64 {
             types.join(","),
             type_text(&m.output)
         ));
+        // A one-way method is answered before its handler runs: another protocol.
+        if m.is_oneway() {
+            text.push_str(" oneway");
+        }
     }
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)

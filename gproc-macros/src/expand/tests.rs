@@ -38,6 +38,9 @@ fn calculator_expansion_matches_snapshot() {
                 async fn add(&self, a: i64, b: i64) -> i64;
                 async fn div(&self, a: f64, b: f64) -> Result<f64, String>;
                 async fn log(&self, line: String);
+                /// Notes a line, without waiting for the handler.
+                #[gproc(oneway)]
+                async fn note(&self, line: String);
             }
         },
     );
@@ -161,4 +164,22 @@ fn signature_text_reads_as_written() {
             "async fn r#type(&self, r#match: &'static str, v: Vec<(u8, [u8; 4])>) -> Option<std::time::Duration>",
         ]
     );
+}
+
+/// A one-way method is answered before its handler runs: a client and a server that
+/// disagree on it must not talk.
+#[test]
+fn fingerprint_counts_oneway() {
+    let plain = fingerprint_of(quote!(
+        trait T {
+            async fn note(&self, line: String);
+        }
+    ));
+    let oneway = fingerprint_of(quote!(
+        trait T {
+            #[gproc(oneway)]
+            async fn note(&self, line: String);
+        }
+    ));
+    assert_ne!(plain, oneway);
 }

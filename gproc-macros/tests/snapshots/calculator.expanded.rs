@@ -17,6 +17,11 @@ pub trait Calculator {
         &self,
         line: String,
     ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
+    /// Notes a line, without waiting for the handler.
+    fn note(
+        &self,
+        line: String,
+    ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
 }
 /// The requests of [`Calculator`], one variant per method.
 #[derive(::gproc::__private::serde::Serialize, ::gproc::__private::serde::Deserialize)]
@@ -31,6 +36,7 @@ pub enum CalculatorRequest {
     Add { a: i64, b: i64 },
     Div { a: f64, b: f64 },
     Log { line: String },
+    Note { line: String },
 }
 /// The responses of [`Calculator`], one variant per method.
 #[derive(::gproc::__private::serde::Serialize, ::gproc::__private::serde::Deserialize)]
@@ -45,13 +51,14 @@ pub enum CalculatorResponse {
     Add(i64),
     Div(Result<f64, String>),
     Log(()),
+    Note(()),
 }
 #[automatically_derived]
 impl ::gproc::__private::ServiceRequest for CalculatorRequest {
     fn info() -> &'static ::gproc::__private::ServiceInfo {
         static __GPROC_INFO: ::gproc::__private::ServiceInfo = ::gproc::__private::ServiceInfo {
             name: "Calculator",
-            fingerprint: 6541200745419585491u64,
+            fingerprint: 4265987482816226239u64,
             methods: &[
                 ::gproc::__private::MethodInfo {
                     name: "add",
@@ -64,6 +71,10 @@ impl ::gproc::__private::ServiceRequest for CalculatorRequest {
                 ::gproc::__private::MethodInfo {
                     name: "log",
                     signature: "async fn log(&self, line: String)",
+                },
+                ::gproc::__private::MethodInfo {
+                    name: "note",
+                    signature: "#[gproc(oneway)] async fn note(&self, line: String)",
                 },
             ],
         };
@@ -187,6 +198,21 @@ where
             }
         }
     }
+    /// Notes a line, without waiting for the handler.
+    ///
+    /// One-way: returns once the server has queued the request, without waiting
+    /// for the handler.
+    pub fn note(
+        &self,
+        line: String,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::gproc::__private::RpcError>,
+    > + ::core::marker::Send + '_ {
+        ::gproc::__private::Stub::call_oneway(
+            &self.stub,
+            CalculatorRequest::Note { line },
+        )
+    }
 }
 /// Serves [`Calculator`] to other processes: `CalculatorServer::new(service).serve().await`.
 pub struct CalculatorServer<T> {
@@ -262,6 +288,11 @@ where
                         <T as Calculator>::log(&*__gproc_inner, line).await,
                     )
                 }
+                CalculatorRequest::Note { line } => {
+                    CalculatorResponse::Note(
+                        <T as Calculator>::note(&*__gproc_inner, line).await,
+                    )
+                }
             }
         }
     }
@@ -298,6 +329,16 @@ const _: () = {
             #[allow(unused_imports)]
             use ::gproc::__private::{IsSerde as _, NotSerde as _};
             (&&::gproc::__private::SerdeCheck::<Result<f64, String>>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<String>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<()>::NEW).check();
         }
         {
             #[allow(unused_imports)]

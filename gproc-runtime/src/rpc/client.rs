@@ -142,6 +142,18 @@ where
             })
         }
     }
+
+    /// The server answers a one-way request as soon as it has queued it, and then runs
+    /// the handler: this waits for that answer, not for the handler. Dropped before the
+    /// answer came, the request may or may not be handled.
+    fn call_oneway(&self, req: Req) -> impl Future<Output = Result<(), RpcError>> + Send {
+        let (pid, info, timeout, group) = (self.pid, self.info, self.timeout, self.group.clone());
+        async move {
+            raw_call(pid, &group, Kind::Oneway, info, &req, timeout)
+                .await
+                .map(drop)
+        }
+    }
 }
 
 /// Lists the services `pid` serves, with their methods and fingerprints.

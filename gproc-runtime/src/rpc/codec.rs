@@ -15,6 +15,8 @@ pub(super) enum Kind {
     Call = 0,
     Cancel = 1,
     Probe = 2,
+    /// A call answered as soon as it is queued, before the handler runs.
+    Oneway = 3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,7 @@ impl RequestHead {
             0 => Kind::Call,
             1 => Kind::Cancel,
             2 => Kind::Probe,
+            3 => Kind::Oneway,
             _ => return None,
         };
         Some(RequestHead {

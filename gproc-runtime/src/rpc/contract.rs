@@ -117,6 +117,17 @@ pub trait Stub: Send + Sync {
     type Resp: Send;
     /// Sends a request and waits for its response.
     fn call(&self, req: Self::Req) -> impl Future<Output = Result<Self::Resp, RpcError>> + Send;
+
+    /// Sends the request of a one-way method (`#[gproc(oneway)]`) and returns once the
+    /// server has queued it, without waiting for the handler.
+    ///
+    /// [`PidStub`](crate::rpc::PidStub) does so. The default makes a whole call and
+    /// drops its response: an in-process server runs the handler before it returns,
+    /// and the tarpc bridge waits for the handler's end.
+    fn call_oneway(&self, req: Self::Req) -> impl Future<Output = Result<(), RpcError>> + Send {
+        let call = self.call(req);
+        async move { call.await.map(drop) }
+    }
 }
 
 /// The request enum of a service knows its service: what a stub that is given only the

@@ -1,6 +1,7 @@
 //! The RPC layer that `#[gproc::service]` builds on: the contract traits, the client
 //! stub, the dispatcher, deadlines, cancellation and introspection.
 //!
+//! - `caller`: [`caller`], who called the handler running now;
 //! - `contract`: [`Serve`] and [`Stub`], the traits generated code implements, the
 //!   service descriptions and [`RpcError`];
 //! - `codec`: the headers of requests and replies;
@@ -17,10 +18,11 @@
 //! followed by the postcard encoding of the generated request or response enum:
 //!
 //! ```text
-//! request  kind:u8 id:u64 fingerprint:u64 timeout_us:u64 body   (kind: call, cancel, probe)
+//! request  kind:u8 id:u64 fingerprint:u64 timeout_us:u64 body   (kind: call, cancel, probe, oneway)
 //! reply    status:u8 id:u64 body                                  (status: see `codec::Status`)
 //! ```
 
+mod caller;
 mod client;
 mod codec;
 mod contract;
@@ -28,6 +30,7 @@ mod routing;
 mod serve;
 mod server;
 
+pub use caller::{caller, Caller};
 pub use client::{introspect, PidStub};
 pub use contract::{
     MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, ServiceRequest, Stub,

@@ -12,12 +12,14 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::caller::{serving, Caller};
 use super::codec::{encode_reply, Kind, RequestHead, Status, REQUEST_HEAD};
 use super::contract::{RpcError, Serve, ServiceDescription, ServiceInfo};
 use crate::config::settings;
@@ -103,11 +105,13 @@ where
                     task.abort();
                 }
             }
-            Kind::Probe | Kind::Call if head.fingerprint != self.info().fingerprint => {
+            Kind::Probe | Kind::Call | Kind::Oneway
+                if head.fingerprint != self.info().fingerprint =>
+            {
                 reply(peer, head.id, Status::SchemaMismatch, &());
             }
             Kind::Probe => reply(peer, head.id, Status::Ok, &()),
-            Kind::Call => return self.start(peer, head, message),
+            Kind::Call | Kind::Oneway => return self.start(peer, head, message),
         }
         Delivery::Taken
     }
@@ -151,6 +155,20 @@ where
             return Delivery::Taken;
         };
         client.running.fetch_add(1, Ordering::SeqCst);
+        let oneway = head.kind == Kind::Oneway;
+        // A one-way call is answered now, that it is queued, and its handler has no
+        // deadline: its caller has gone on.
+        let timeout = if oneway { None } else { Some(head.timeout) };
+        let caller = Caller {
+            pid: peer.pid,
+            uid: peer.uid(),
+            deadline: timeout
+                .and_then(|t| Instant::now().checked_add(t))
+                .unwrap_or_else(far_future),
+        };
+        if oneway {
+            reply(peer, head.id, Status::Ok, &());
+        }
         let key = (client_key(peer), head.id);
         let this = self.clone();
         let peer = peer.clone();
@@ -158,15 +176,26 @@ where
         // that is already there.
         let mut running = lock(&self.running);
         let task = self.runtime.spawn(async move {
-            let handler = AssertUnwindSafe(this.service.serve(req)).catch_unwind();
-            let deadline = crate::rt::deadline_after(head.timeout);
-            let data = match crate::rt::timeout_at(deadline, handler).await {
+            let handler = serving(
+                caller,
+                AssertUnwindSafe(this.service.serve(req)).catch_unwind(),
+            );
+            let outcome = match timeout {
+                Some(t) => crate::rt::timeout_at(crate::rt::deadline_after(t), handler).await,
+                None => Ok(handler.await),
+            };
+            let data = match outcome {
                 Ok(Ok(resp)) => encode_reply(head.id, Status::Ok, &resp),
                 Ok(Err(panic)) => {
+                    let told = if oneway {
+                        "the call was one-way: its caller is not told"
+                    } else {
+                        "the caller gets HandlerPanicked"
+                    };
                     tracing::error!(
                         service = this.service.info().name,
                         peer = peer.pid,
-                        "gproc: a handler panicked: {}; the caller gets HandlerPanicked",
+                        "gproc: a handler panicked: {}; {told}",
                         panic_message(&*panic)
                     );
                     encode_reply(head.id, Status::Panicked, &())
@@ -175,9 +204,14 @@ where
             };
             lock(&this.running).remove(&key);
             this.finished(&peer, &client);
-            send_reply(&peer, head.id, data);
+            if !oneway {
+                send_reply(&peer, head.id, data);
+            }
         });
-        running.insert(key, task.abort_handle());
+        // A one-way call's caller cannot cancel it: it was answered already.
+        if !oneway {
+            running.insert(key, task.abort_handle());
+        }
         Delivery::Taken
     }
 
@@ -193,6 +227,12 @@ where
             peer.resume();
         }
     }
+}
+
+/// A deadline past any call's: a year from now (a caller's `Duration::MAX` timeout, or
+/// a one-way call, which has none).
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(365 * 86_400)
 }
 
 /// What a panic said, when it said it with a string (as `panic!` and `expect` do).

@@ -127,6 +127,8 @@ pub(crate) struct Peer {
     /// telling it.
     arming: Mutex<Option<Interest>>,
     closed: watch::Sender<bool>,
+    /// The peer's uid from the socket's credentials, read when first asked.
+    uid: OnceLock<u32>,
 }
 
 impl Peer {
@@ -160,6 +162,7 @@ impl Peer {
                 write: false,
             })),
             closed: watch::channel(false).0,
+            uid: OnceLock::new(),
         })
     }
 
@@ -207,6 +210,20 @@ impl Peer {
             Ok(()) => *armed = wanted.then_some(interest),
             Err(e) => tracing::debug!(peer = self.pid, "gproc: cannot rearm a connection: {e}"),
         }
+    }
+
+    /// The peer's user ID, as the kernel reports it for the socket (`SO_PEERCRED`);
+    /// `u32::MAX` (no user) if it cannot be read, which a check of it then refuses.
+    pub(crate) fn uid(&self) -> u32 {
+        *self.uid.get_or_init(
+            || match rustix::net::sockopt::socket_peercred(&*self.stream) {
+                Ok(cred) => cred.uid.as_raw(),
+                Err(e) => {
+                    tracing::warn!(peer = self.pid, "gproc: cannot read a peer's uid: {e}");
+                    u32::MAX
+                }
+            },
+        )
     }
 
     pub(crate) fn is_closed(&self) -> bool {

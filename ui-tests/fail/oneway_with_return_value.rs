@@ -1,0 +1,7 @@
+#[gproc::service]
+trait Jobs {
+    #[gproc(oneway)]
+    async fn submit(&self, job: String) -> u64;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[gproc::service]
+trait Jobs {
+    #[gproc(one_way)]
+    async fn note(&self, line: String);
+}
+
+fn main() {}
