@@ -1,5 +1,6 @@
 //! Call shapes beyond request and response, between real processes: the caller's identity
-//! inside a handler (`gproc::caller()`) and one-way calls (`#[gproc(oneway)]`).
+//! inside a handler (`gproc::caller()`), one-way calls (`#[gproc(oneway)]`) and server
+//! streams (`gproc::Stream`).
 //!
 //! Each test runs in a process of its own with a `GPROC_DIR` of its own (see
 //! `tests/support/mod.rs`); servers are this binary re-executed in the role `server`.
@@ -11,10 +12,11 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use gproc::{Error, RpcError};
 use support::*;
 
@@ -35,6 +37,30 @@ const TESTS: &[(&str, fn())] = &[
         "oneway::errors_before_queueing",
         oneway_errors_before_queueing,
     ),
+    ("stream::items_in_order", stream_items_in_order),
+    (
+        "stream::window_bounds_the_server",
+        stream_window_bounds_the_server,
+    ),
+    (
+        "stream::slow_stream_holds_up_nothing_else",
+        stream_slow_stream_holds_up_nothing_else,
+    ),
+    (
+        "stream::dropped_stops_the_server",
+        stream_dropped_stops_the_server,
+    ),
+    ("stream::server_killed", stream_server_killed),
+    (
+        "stream::deadline_bounds_opening_only",
+        stream_deadline_bounds_opening_only,
+    ),
+    ("stream::panic_is_reported", stream_panic_is_reported),
+    (
+        "stream::million_items_slow_consumer",
+        stream_million_items_slow_consumer,
+    ),
+    ("stream::hundred_at_once", stream_hundred_at_once),
 ];
 
 const ROLES: &[(&str, fn())] = &[(ROLE_SERVER, role_server), (ROLE_CLIENT, role_client)];
@@ -59,16 +85,62 @@ pub trait Shapes {
     async fn note(&self, tag: u32, ms: u64);
     /// `(started, finished)` calls of `note` with `tag`.
     async fn notes(&self, tag: u32) -> (u32, u32);
+    /// `0..spec.n`, as `spec` says.
+    async fn count(&self, spec: Count) -> gproc::Stream<u64>;
+    /// `(produced, dropped)` of the `count` streams with `tag`: items taken from them,
+    /// and streams dropped.
+    async fn produced(&self, tag: u32) -> (u64, u32);
+    /// The server's resident memory, in KiB.
+    async fn rss(&self) -> u64;
+}
+
+/// What a `count` stream does.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Count {
+    tag: u32,
+    n: u64,
+    /// The handler sleeps this long before it returns the stream.
+    open_ms: u64,
+    /// The stream sleeps this long before each item.
+    pause_ms: u64,
+    /// The stream panics instead of yielding this item.
+    panic_at: u64,
+}
+
+impl Count {
+    fn new(tag: u32, n: u64) -> Count {
+        Count {
+            tag,
+            n,
+            open_ms: 0,
+            pause_ms: 0,
+            panic_at: u64::MAX,
+        }
+    }
 }
 
 #[derive(Default)]
 struct ShapesImpl {
     notes: Mutex<std::collections::HashMap<u32, Arc<(AtomicU32, AtomicU32)>>>,
+    streams: Mutex<std::collections::HashMap<u32, Arc<(AtomicU64, AtomicU32)>>>,
 }
 
 impl ShapesImpl {
     fn counts(&self, tag: u32) -> Arc<(AtomicU32, AtomicU32)> {
         self.notes.lock().unwrap().entry(tag).or_default().clone()
+    }
+
+    fn stream_counts(&self, tag: u32) -> Arc<(AtomicU64, AtomicU32)> {
+        self.streams.lock().unwrap().entry(tag).or_default().clone()
+    }
+}
+
+/// Counts its stream as dropped when dropped.
+struct DropGuard(Arc<(AtomicU64, AtomicU32)>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0 .1.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -98,6 +170,37 @@ impl Shapes for ShapesImpl {
             counts.0.load(Ordering::SeqCst),
             counts.1.load(Ordering::SeqCst),
         )
+    }
+
+    async fn count(&self, spec: Count) -> gproc::Stream<u64> {
+        tokio::time::sleep(Duration::from_millis(spec.open_ms)).await;
+        let guard = DropGuard(self.stream_counts(spec.tag));
+        gproc::Stream::new(futures_util::stream::unfold(
+            (0, guard),
+            move |(i, guard)| async move {
+                if i == spec.n {
+                    return None;
+                }
+                if spec.pause_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(spec.pause_ms)).await;
+                }
+                assert!(i != spec.panic_at, "the stream panics at item {i}");
+                guard.0 .0.fetch_add(1, Ordering::SeqCst);
+                Some((i, (i + 1, guard)))
+            },
+        ))
+    }
+
+    async fn produced(&self, tag: u32) -> (u64, u32) {
+        let counts = self.stream_counts(tag);
+        (
+            counts.0.load(Ordering::SeqCst),
+            counts.1.load(Ordering::SeqCst),
+        )
+    }
+
+    async fn rss(&self) -> u64 {
+        rss_kib(std::process::id())
     }
 }
 
@@ -166,9 +269,12 @@ fn role_client() {
 // Helpers
 // =======================================================================================
 
+/// A server process, once it serves `Shapes` (it says "ready" as it listens, a moment
+/// before its `serve()` runs).
 fn server(args: &[&str]) -> Peer {
     let peer = spawn_peer(ROLE_SERVER, args);
     peer.wait_until_listening(LONG);
+    block_on(ShapesClient::new(peer.pid()).wait_served(LONG)).expect("the server serves Shapes");
     peer
 }
 
@@ -318,5 +424,299 @@ fn oneway_errors_before_queueing() {
             matches!(&result, Err(RpcError::ServiceNotServed { service }) if service == "Shapes"),
             "a one-way call to a process that does not serve Shapes: {result:?}"
         );
+    });
+}
+
+// =======================================================================================
+// Streams
+// =======================================================================================
+
+/// How many items a server may run ahead of its consumer (gproc's stream window), and
+/// how many the consumer takes before it grants more (half of it).
+const WINDOW: u64 = 64;
+
+/// Polls `produced(tag)` until `done` holds, for at most [`LONG`]; returns the last counts.
+async fn produced_until(
+    client: &ShapesClient,
+    tag: u32,
+    done: impl Fn((u64, u32)) -> bool,
+) -> (u64, u32) {
+    let until = Instant::now() + LONG;
+    loop {
+        let counts = client.produced(tag).await.expect("produced");
+        if done(counts) || Instant::now() > until {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Takes the next `n` items of `stream`, checking that they go on from `from`.
+async fn take_in_order(stream: &mut gproc::Stream<u64>, from: u64, n: u64) {
+    for expected in from..from + n {
+        let item = within(LONG, "the next item", stream.next()).await;
+        match item {
+            Some(Ok(i)) => assert_eq!(i, expected, "items arrive in order"),
+            other => panic!("item {expected}: {other:?}"),
+        }
+    }
+}
+
+/// 10,000 items arrive in order, then the end.
+fn stream_items_in_order() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stream = client.count(Count::new(1, 10_000)).await.expect("open");
+        take_in_order(&mut stream, 0, 10_000).await;
+        assert!(stream.next().await.is_none(), "the end after the last item");
+        assert!(stream.next().await.is_none(), "and it stays ended");
+    });
+}
+
+/// The server takes items from its stream only as far as the consumer's window: a
+/// consumer that takes 10 items and waits leaves the server stopped at the window (64),
+/// and once it has taken 32 (half a window), it grants 32 more, and no more.
+fn stream_window_bounds_the_server() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stream = client.count(Count::new(2, u64::MAX)).await.expect("open");
+        take_in_order(&mut stream, 0, 10).await;
+        let (produced, _) = produced_until(&client, 2, |(p, _)| p >= WINDOW).await;
+        assert_eq!(
+            produced, WINDOW,
+            "the server runs a window ahead, no further"
+        );
+        // Round trips to the server while the consumer waits: it stays at the window.
+        for _ in 0..20 {
+            assert_eq!(client.produced(2).await.expect("produced").0, WINDOW);
+        }
+        take_in_order(&mut stream, 10, WINDOW / 2 - 10).await;
+        let (produced, _) = produced_until(&client, 2, |(p, _)| p >= WINDOW * 3 / 2).await;
+        assert_eq!(
+            produced,
+            WINDOW * 3 / 2,
+            "half a window taken, half a window granted"
+        );
+        for _ in 0..20 {
+            assert_eq!(
+                client.produced(2).await.expect("produced").0,
+                WINDOW * 3 / 2
+            );
+        }
+    });
+}
+
+/// A stream nobody reads holds up neither another stream on the same connection nor
+/// calls.
+fn stream_slow_stream_holds_up_nothing_else() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stalled = client.count(Count::new(3, u64::MAX)).await.expect("open");
+        take_in_order(&mut stalled, 0, 1).await;
+        produced_until(&client, 3, |(p, _)| p >= WINDOW).await;
+        let mut busy = client.count(Count::new(4, 20_000)).await.expect("open");
+        take_in_order(&mut busy, 0, 20_000).await;
+        assert!(busy.next().await.is_none());
+        for i in 0..100 {
+            let (_, dropped) = within(LONG, "a call beside the streams", client.produced(3))
+                .await
+                .expect("a call beside the streams");
+            assert_eq!(dropped, 0, "call {i}: the stalled stream is still open");
+        }
+        take_in_order(&mut stalled, 1, 10).await;
+    });
+}
+
+/// Dropping the client's stream drops the server's (its drop guard counts).
+fn stream_dropped_stops_the_server() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stream = client.count(Count::new(5, u64::MAX)).await.expect("open");
+        take_in_order(&mut stream, 0, 5).await;
+        let dropped_at = Instant::now();
+        drop(stream);
+        let (produced, dropped) = produced_until(&client, 5, |(_, d)| d == 1).await;
+        println!(
+            "the server's stream was dropped {:?} after the client's, {produced} items made",
+            dropped_at.elapsed()
+        );
+        assert_eq!(dropped, 1, "the server's stream was dropped");
+        assert!(produced <= 5 + WINDOW, "{produced} items made for 5 taken");
+    });
+}
+
+/// A server SIGKILLed while a stream is open ends it with a transport error, then `None`.
+fn stream_server_killed() {
+    let mut server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stream = client
+            .count(Count {
+                pause_ms: 1,
+                ..Count::new(6, u64::MAX)
+            })
+            .await
+            .expect("open");
+        take_in_order(&mut stream, 0, 3).await;
+        let killed_at = Instant::now();
+        server.kill();
+        let mut next = 3;
+        let error = loop {
+            match within(LONG, "items until the error", stream.next()).await {
+                Some(Ok(i)) => {
+                    assert_eq!(i, next, "items in order until the error");
+                    next += 1;
+                }
+                Some(Err(e)) => break e,
+                None => panic!("the stream ended without an error after its server died"),
+            }
+        };
+        println!(
+            "the stream failed {:?} after the kill: {error}",
+            killed_at.elapsed()
+        );
+        assert!(
+            matches!(error, RpcError::Transport(Error::ConnectionLost)),
+            "a stream whose server died: {error:?}"
+        );
+        assert!(stream.next().await.is_none(), "None after the error");
+    });
+}
+
+/// The deadline bounds the opening of a stream, not its length: a stream that takes 1 s
+/// arrives whole under a 300 ms deadline, while a handler that takes longer than the
+/// deadline to open it fails with `DeadlineExceeded`.
+fn stream_deadline_bounds_opening_only() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid()).with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let mut stream = client
+            .count(Count {
+                pause_ms: 100,
+                ..Count::new(7, 10)
+            })
+            .await
+            .expect("open");
+        take_in_order(&mut stream, 0, 10).await;
+        assert!(stream.next().await.is_none());
+        println!("a 300 ms deadline, a stream of {:?}", started.elapsed());
+        let late = client
+            .count(Count {
+                open_ms: 2_000,
+                ..Count::new(8, 10)
+            })
+            .await;
+        assert!(
+            matches!(late, Err(RpcError::DeadlineExceeded)),
+            "a stream opened after the deadline: {late:?}"
+        );
+    });
+}
+
+/// A server's stream that panics ends the client's with `HandlerPanicked`, then `None`;
+/// the server serves on.
+fn stream_panic_is_reported() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stream = client
+            .count(Count {
+                panic_at: 3,
+                ..Count::new(9, 10)
+            })
+            .await
+            .expect("open");
+        take_in_order(&mut stream, 0, 3).await;
+        let e = stream.next().await;
+        assert!(
+            matches!(e, Some(Err(RpcError::HandlerPanicked))),
+            "a panicking stream: {e:?}"
+        );
+        assert!(stream.next().await.is_none());
+        assert_eq!(client.produced(9).await.expect("serves on"), (3, 1));
+    });
+}
+
+/// 1,000,000 small items to a consumer that pauses 1 ms every 1,000 items: both
+/// processes' memory stays bounded, as the server runs at most a window ahead.
+fn stream_million_items_slow_consumer() {
+    const ITEMS: u64 = 1_000_000;
+    const BOUND_KIB: u64 = 8 * 1024;
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut stream = client.count(Count::new(10, ITEMS)).await.expect("open");
+        let me = std::process::id();
+        let (mut server_base, mut client_base) = (0, 0);
+        let (mut server_max, mut client_max) = (0, 0);
+        let started = Instant::now();
+        for i in 0..ITEMS {
+            let item = stream.next().await;
+            assert!(matches!(item, Some(Ok(n)) if n == i), "item {i}: {item:?}");
+            if i % 1_000 == 999 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            if i == 50_000 {
+                server_base = client.rss().await.expect("rss");
+                client_base = rss_kib(me);
+            }
+            if i > 50_000 && i % 50_000 == 0 {
+                server_max = server_max.max(client.rss().await.expect("rss"));
+                client_max = client_max.max(rss_kib(me));
+            }
+        }
+        assert!(stream.next().await.is_none());
+        println!(
+            "{ITEMS} items in {:?}; server RSS {server_base} -> max {server_max} KiB, \
+             client {client_base} -> max {client_max} KiB",
+            started.elapsed()
+        );
+        assert!(
+            server_max < server_base + BOUND_KIB,
+            "the server's memory grew from {server_base} to {server_max} KiB"
+        );
+        assert!(
+            client_max < client_base + BOUND_KIB,
+            "the client's memory grew from {client_base} to {client_max} KiB"
+        );
+    });
+}
+
+/// 100 streams open at once on one connection, read concurrently: each arrives whole and
+/// in order.
+fn stream_hundred_at_once() {
+    const STREAMS: u32 = 100;
+    const ITEMS: u64 = 2_000;
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let mut streams = Vec::new();
+        for s in 0..STREAMS {
+            streams.push(
+                client
+                    .count(Count::new(100 + s, ITEMS))
+                    .await
+                    .expect("open"),
+            );
+        }
+        let started = Instant::now();
+        let reads = streams.into_iter().map(|mut stream| async move {
+            take_in_order(&mut stream, 0, ITEMS).await;
+            assert!(stream.next().await.is_none());
+        });
+        within(LONG, "100 streams", futures_util::future::join_all(reads)).await;
+        println!(
+            "{STREAMS} streams of {ITEMS} items at once on one connection: {:?}",
+            started.elapsed()
+        );
+        let ss = std::fs::read_dir(format!("/proc/{}/fd", std::process::id()))
+            .expect("fds")
+            .count();
+        println!("{ss} descriptors open in the client");
     });
 }

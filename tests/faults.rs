@@ -168,7 +168,7 @@ fn role_groups() {
         let m = gproc::blocking::receive_group(&format!("g{i}")).expect("receive a group");
         assert_eq!(m.data, i.to_string(), "group g{i}");
         if i == 10_000 {
-            rss_after_10k = rss_kb();
+            rss_after_10k = rss_kib(std::process::id());
         }
         if (i + 1) % (GROUP_WINDOW / 2) == 0 {
             gproc::blocking::send(sender, format!("at {}", i + 1)).expect("tell the sender");
@@ -177,7 +177,7 @@ fn role_groups() {
     let default = defaults.join().expect("default group thread");
     say(&format!(
         "done groups={GROUP_NAMES} default={default} rss_kb_after_10k={rss_after_10k} rss_kb_end={}",
-        rss_kb()
+        rss_kib(std::process::id())
     ));
     std::thread::park();
 }
@@ -290,7 +290,11 @@ fn role_server() {
                         }
                         say(&format!("drained {group} {n}"));
                     }
-                    ["stats"] => say(&format!("stats rss_kb={} fds={}", rss_kb(), fds())),
+                    ["stats"] => say(&format!(
+                        "stats rss_kb={} fds={}",
+                        rss_kib(std::process::id()),
+                        fds()
+                    )),
                     _ => panic!("server: unknown command {line:?}"),
                 }
             }
@@ -352,16 +356,6 @@ fn role_hoard() {
         let m = gproc::blocking::receive_group(group).expect("take");
         say(&format!("got {group} {}", String::from_utf8_lossy(&m.data)));
     }
-}
-
-/// This process's resident memory, in KiB.
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .expect("/proc/self/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 fn role_receiver() {

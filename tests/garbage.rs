@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use gproc_runtime::wire;
-use support::{block_on, exit_when_stdin_closes, ready, spawn_peer, within, Peer};
+use support::{block_on, exit_when_stdin_closes, ready, rss_kib, spawn_peer, within, Peer};
 
 const TESTS: &[(&str, fn())] = &[
     (
@@ -111,16 +111,6 @@ fn attack(pid: u32, bytes: &[u8], close_early: bool) -> bool {
         Ok(_) => true,
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
 }
 
 fn open_fds(pid: u32) -> usize {

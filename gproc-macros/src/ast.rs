@@ -189,3 +189,31 @@ pub fn plain_ident(pat: &syn::Pat) -> Option<&Ident> {
         _ => None,
     }
 }
+
+/// The item type of `gproc::Stream<T>` (or `Stream<T>`, as after `use gproc::Stream`):
+/// `T`, if `ty` names a stream that way. A type of the user's own named `Stream` is not
+/// one when written with a path of its own (`crate::x::Stream<T>`).
+// Input:  gproc::Stream<Progress>     Output: Some(Progress)
+// Input:  crate::my::Stream<u8>       Output: None
+pub fn stream_item(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<_> = p.path.segments.iter().collect();
+    let last = segments.last()?;
+    let named_so = match segments.len() {
+        1 => p.path.leading_colon.is_none(),
+        n => segments[n - 2].ident == "gproc",
+    };
+    if last.ident != "Stream" || !named_so {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(item)] => Some(item),
+        _ => None,
+    }
+}

@@ -122,6 +122,14 @@ fn check_method(method: &Method, errors: &mut Vec<syn::Error>) {
             ));
         }
         check_type(&arg.ty, "arguments", errors);
+        if crate::ast::stream_item(&arg.ty).is_some() {
+            errors.push(syn::Error::new_spanned(
+                &arg.ty,
+                "a stream goes from server to client only: return a `gproc::Stream`, or take \
+                 a `Vec` of the items; a type of your own named `Stream` needs its path here \
+                 (`crate::path::Stream`)",
+            ));
+        }
     }
     check_type(&method.output, "return types", errors);
     if let Some(body) = &method.default {

@@ -714,3 +714,14 @@ impl std::io::Write for LogLines {
         Ok(())
     }
 }
+
+/// The resident memory of process `pid` (`std::process::id()` for this one), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}

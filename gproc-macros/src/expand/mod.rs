@@ -177,6 +177,8 @@ impl<'a> Generator<'a> {
                 .map(|a| &a.ty)
                 .chain(std::iter::once(&m.output))
         });
+        // A stream's item is checked at its own span: the error names the item type.
+        let types = types.map(|ty| crate::ast::stream_item(ty).unwrap_or(ty));
         let checks = types.map(|ty| {
             quote::quote_spanned! {syn::spanned::Spanned::span(ty)=>
                 {

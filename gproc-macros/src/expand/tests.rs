@@ -41,6 +41,8 @@ fn calculator_expansion_matches_snapshot() {
                 /// Notes a line, without waiting for the handler.
                 #[gproc(oneway)]
                 async fn note(&self, line: String);
+                /// The partial sums of `0..n`, as they are computed.
+                async fn sums(&self, n: u64) -> gproc::Stream<u64>;
             }
         },
     );

@@ -22,14 +22,19 @@ pub trait Calculator {
         &self,
         line: String,
     ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
+    /// The partial sums of `0..n`, as they are computed.
+    fn sums(
+        &self,
+        n: u64,
+    ) -> impl ::core::future::Future<Output = gproc::Stream<u64>> + ::core::marker::Send;
 }
 /// The requests of [`Calculator`], one variant per method.
 #[derive(::gproc::__private::serde::Serialize, ::gproc::__private::serde::Deserialize)]
 #[serde(
     crate = "::gproc::__private::serde",
     bound(
-        serialize = "for<'__gproc> i64: ::gproc::__private::serde::Serialize, for<'__gproc> f64: ::gproc::__private::serde::Serialize, for<'__gproc> String: ::gproc::__private::serde::Serialize, ",
-        deserialize = "i64: ::gproc::__private::serde::Deserialize<'de>, f64: ::gproc::__private::serde::Deserialize<'de>, String: ::gproc::__private::serde::Deserialize<'de>, "
+        serialize = "for<'__gproc> i64: ::gproc::__private::serde::Serialize, for<'__gproc> f64: ::gproc::__private::serde::Serialize, for<'__gproc> String: ::gproc::__private::serde::Serialize, for<'__gproc> u64: ::gproc::__private::serde::Serialize, ",
+        deserialize = "i64: ::gproc::__private::serde::Deserialize<'de>, f64: ::gproc::__private::serde::Deserialize<'de>, String: ::gproc::__private::serde::Deserialize<'de>, u64: ::gproc::__private::serde::Deserialize<'de>, "
     )
 )]
 pub enum CalculatorRequest {
@@ -37,14 +42,15 @@ pub enum CalculatorRequest {
     Div { a: f64, b: f64 },
     Log { line: String },
     Note { line: String },
+    Sums { n: u64 },
 }
 /// The responses of [`Calculator`], one variant per method.
 #[derive(::gproc::__private::serde::Serialize, ::gproc::__private::serde::Deserialize)]
 #[serde(
     crate = "::gproc::__private::serde",
     bound(
-        serialize = "for<'__gproc> i64: ::gproc::__private::serde::Serialize, for<'__gproc> Result<f64, String>: ::gproc::__private::serde::Serialize, for<'__gproc> (): ::gproc::__private::serde::Serialize, ",
-        deserialize = "i64: ::gproc::__private::serde::Deserialize<'de>, Result<f64, String>: ::gproc::__private::serde::Deserialize<'de>, (): ::gproc::__private::serde::Deserialize<'de>, "
+        serialize = "for<'__gproc> i64: ::gproc::__private::serde::Serialize, for<'__gproc> Result<f64, String>: ::gproc::__private::serde::Serialize, for<'__gproc> (): ::gproc::__private::serde::Serialize, for<'__gproc> gproc::Stream<u64>: ::gproc::__private::serde::Serialize, ",
+        deserialize = "i64: ::gproc::__private::serde::Deserialize<'de>, Result<f64, String>: ::gproc::__private::serde::Deserialize<'de>, (): ::gproc::__private::serde::Deserialize<'de>, gproc::Stream<u64>: ::gproc::__private::serde::Deserialize<'de>, "
     )
 )]
 pub enum CalculatorResponse {
@@ -52,13 +58,14 @@ pub enum CalculatorResponse {
     Div(Result<f64, String>),
     Log(()),
     Note(()),
+    Sums(gproc::Stream<u64>),
 }
 #[automatically_derived]
 impl ::gproc::__private::ServiceRequest for CalculatorRequest {
     fn info() -> &'static ::gproc::__private::ServiceInfo {
         static __GPROC_INFO: ::gproc::__private::ServiceInfo = ::gproc::__private::ServiceInfo {
             name: "Calculator",
-            fingerprint: 4265987482816226239u64,
+            fingerprint: 5541493604984778533u64,
             methods: &[
                 ::gproc::__private::MethodInfo {
                     name: "add",
@@ -75,6 +82,10 @@ impl ::gproc::__private::ServiceRequest for CalculatorRequest {
                 ::gproc::__private::MethodInfo {
                     name: "note",
                     signature: "#[gproc(oneway)] async fn note(&self, line: String)",
+                },
+                ::gproc::__private::MethodInfo {
+                    name: "sums",
+                    signature: "async fn sums(&self, n: u64) -> gproc::Stream<u64>",
                 },
             ],
         };
@@ -213,6 +224,27 @@ where
             CalculatorRequest::Note { line },
         )
     }
+    /// The partial sums of `0..n`, as they are computed.
+    pub fn sums(
+        &self,
+        n: u64,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<gproc::Stream<u64>, ::gproc::__private::RpcError>,
+    > + ::core::marker::Send + '_ {
+        let __gproc_call = ::gproc::__private::Stub::call(
+            &self.stub,
+            CalculatorRequest::Sums { n },
+        );
+        async move {
+            #[allow(unreachable_patterns)]
+            match __gproc_call.await? {
+                CalculatorResponse::Sums(__gproc_value) => {
+                    ::core::result::Result::Ok(__gproc_value)
+                }
+                _ => ::core::result::Result::Err(::gproc::__private::RpcError::Decode),
+            }
+        }
+    }
 }
 /// Serves [`Calculator`] to other processes: `CalculatorServer::new(service).serve().await`.
 pub struct CalculatorServer<T> {
@@ -293,6 +325,11 @@ where
                         <T as Calculator>::note(&*__gproc_inner, line).await,
                     )
                 }
+                CalculatorRequest::Sums { n } => {
+                    CalculatorResponse::Sums(
+                        <T as Calculator>::sums(&*__gproc_inner, n).await,
+                    )
+                }
             }
         }
     }
@@ -349,6 +386,16 @@ const _: () = {
             #[allow(unused_imports)]
             use ::gproc::__private::{IsSerde as _, NotSerde as _};
             (&&::gproc::__private::SerdeCheck::<()>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<u64>::NEW).check();
+        }
+        {
+            #[allow(unused_imports)]
+            use ::gproc::__private::{IsSerde as _, NotSerde as _};
+            (&&::gproc::__private::SerdeCheck::<u64>::NEW).check();
         }
     }
 };

@@ -15,7 +15,9 @@ use super::codec::{Kind, RequestHead, Status};
 use super::contract::{
     RpcError, ServiceDescription, ServiceInfo, Stub, WithTimeout, DEFAULT_TIMEOUT,
 };
+use super::inflow::Opening;
 use super::routing;
+use super::stream::decoding;
 use crate::config::settings;
 use crate::error::Error;
 use crate::groups::{INTROSPECT_GROUP, REQUEST_PREFIX};
@@ -135,8 +137,10 @@ where
     fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
         let (pid, info, timeout, group) = (self.pid, self.info, self.timeout, self.group.clone());
         async move {
-            let reply = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
-            postcard::from_bytes(&reply).map_err(|e| {
+            let (reply, peer) = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
+            // The streams in the reply come on its connection.
+            let opening = Opening { peer, group };
+            decoding(opening, || postcard::from_bytes(&reply)).map_err(|e| {
                 tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
                 RpcError::Decode
             })
@@ -175,7 +179,7 @@ pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
             DEFAULT_TIMEOUT,
         )
         .await?;
-        postcard::from_bytes(&reply).map_err(|_| RpcError::Decode)
+        postcard::from_bytes(&reply.0).map_err(|_| RpcError::Decode)
     }
     .await
 }
@@ -238,7 +242,7 @@ async fn raw_call(
     info: &'static ServiceInfo,
     body: &impl Serialize,
     timeout: Duration,
-) -> Result<Bytes, RpcError> {
+) -> Result<(Bytes, Arc<Peer>), RpcError> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     // Calling is a first use too: bind our endpoint, as sending does.
     if let Err(e) = routing::up() {
@@ -286,10 +290,11 @@ async fn raw_call(
     pending.answered = true;
     let service = || info.name.to_owned();
     match status {
-        Status::Ok => Ok(body),
+        Status::Ok => Ok((body, peer)),
         Status::NotServed => Err(RpcError::ServiceNotServed { service: service() }),
         Status::SchemaMismatch => Err(RpcError::SchemaMismatch { service: service() }),
-        Status::Decode => Err(RpcError::Decode),
+        // A stream's frames never answer a call (the replies' route takes them first).
+        Status::Decode | Status::Item | Status::End | Status::Failed => Err(RpcError::Decode),
         Status::Panicked => Err(RpcError::HandlerPanicked),
         Status::Deadline => Err(RpcError::DeadlineExceeded),
         Status::TooLarge => {

@@ -17,6 +17,10 @@ pub(super) enum Kind {
     Probe = 2,
     /// A call answered as soon as it is queued, before the handler runs.
     Oneway = 3,
+    /// The client takes `count:u32` more items of stream `id`.
+    Credit = 4,
+    /// The client dropped stream `id`: stop it.
+    Stop = 5,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +33,17 @@ pub(super) enum Status {
     Deadline = 5,
     /// The reply was over the caller's size limit; the body holds size and limit (u64 each).
     TooLarge = 6,
+    /// An item of stream `id`; the body is the item.
+    Item = 7,
+    /// Stream `id` ended.
+    End = 8,
+    /// Stream `id` failed; the body is the status that says why (`Panicked`, `Decode`,
+    /// `TooLarge`).
+    Failed = 9,
 }
 
 impl Status {
-    fn from_u8(byte: u8) -> Status {
+    pub fn from_u8(byte: u8) -> Status {
         match byte {
             0 => Status::Ok,
             1 => Status::NotServed,
@@ -40,6 +51,9 @@ impl Status {
             4 => Status::Panicked,
             5 => Status::Deadline,
             6 => Status::TooLarge,
+            7 => Status::Item,
+            8 => Status::End,
+            9 => Status::Failed,
             _ => Status::Decode,
         }
     }
@@ -74,6 +88,8 @@ impl RequestHead {
             1 => Kind::Cancel,
             2 => Kind::Probe,
             3 => Kind::Oneway,
+            4 => Kind::Credit,
+            5 => Kind::Stop,
             _ => return None,
         };
         Some(RequestHead {
@@ -100,6 +116,29 @@ pub(super) fn encode_reply(id: u64, status: Status, body: &impl Serialize) -> By
             Bytes::from(out)
         }
     }
+}
+
+/// An item of stream `id`, as the reply frame that carries it.
+pub(super) fn encode_item(id: u64, item: &impl Serialize) -> Result<Bytes, RpcError> {
+    let mut out = Vec::with_capacity(REPLY_HEAD + 16);
+    out.put_u8(Status::Item as u8);
+    out.put_u64_le(id);
+    let out = postcard::to_extend(item, out).map_err(|e| {
+        tracing::warn!("gproc: cannot encode a stream's item: {e}");
+        RpcError::Decode
+    })?;
+    Ok(Bytes::from(out))
+}
+
+/// A request about stream `id` (credit or stop), which needs no fingerprint or deadline.
+pub(super) fn encode_stream_request(kind: Kind, id: u64, count: u32) -> Bytes {
+    let head = RequestHead {
+        kind,
+        id,
+        fingerprint: 0,
+        timeout: Duration::ZERO,
+    };
+    head.encode(&count).unwrap_or_default()
 }
 
 /// A reply's status, id and body; `None` for a reply too short to have a head.

@@ -26,9 +26,12 @@ mod caller;
 mod client;
 mod codec;
 mod contract;
+mod inflow;
+mod outflow;
 mod routing;
 mod serve;
 mod server;
+mod stream;
 
 pub use caller::{caller, Caller};
 pub use client::{introspect, PidStub};
@@ -40,3 +43,4 @@ pub(crate) use routing::up;
 pub use serve::serve;
 #[cfg(feature = "tarpc")]
 pub(crate) use server::panic_message;
+pub use stream::Stream;

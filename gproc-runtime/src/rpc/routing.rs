@@ -43,6 +43,10 @@ impl Route for Replies {
         let Some((status, id, body)) = decode_reply(&message.data) else {
             return Delivery::Refused("an RPC reply without its header".into());
         };
+        if matches!(status, Status::Item | Status::End | Status::Failed) {
+            super::inflow::deliver(peer, status, id, body);
+            return Delivery::Taken;
+        }
         let mut waiting = lock(waiting());
         // Only the connection the call went on may answer it.
         if waiting.get(&id).is_some_and(|w| Arc::ptr_eq(&w.peer, peer)) {

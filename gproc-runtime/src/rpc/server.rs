@@ -22,6 +22,8 @@ use serde::Serialize;
 use super::caller::{serving, Caller};
 use super::codec::{encode_reply, Kind, RequestHead, Status, REQUEST_HEAD};
 use super::contract::{RpcError, Serve, ServiceDescription, ServiceInfo};
+use super::outflow::Outflows;
+use super::stream::encoding;
 use crate::config::settings;
 use crate::groups::{INTROSPECT_GROUP, REPLY_GROUP, REQUEST_PREFIX};
 use crate::inbox::Route;
@@ -41,6 +43,7 @@ where
         runtime: tokio::runtime::Handle::current(),
         running: Mutex::new(HashMap::new()),
         clients: Mutex::new(HashMap::new()),
+        outflows: Arc::default(),
     });
     Registration::new(info, dispatcher)
 }
@@ -80,6 +83,8 @@ struct Dispatcher<S> {
     /// Running handlers, by client and call id, for cancellation.
     running: Mutex<HashMap<(ClientKey, u64), tokio::task::AbortHandle>>,
     clients: Mutex<HashMap<ClientKey, Arc<Client>>>,
+    /// The streams its replies opened.
+    outflows: Arc<Outflows>,
 }
 
 impl<S> Dispatch for Dispatcher<S>
@@ -105,6 +110,17 @@ where
                     task.abort();
                 }
             }
+            Kind::Credit => {
+                let count = message
+                    .data
+                    .get(REQUEST_HEAD..)
+                    .and_then(|body| postcard::from_bytes::<u32>(body).ok());
+                match count {
+                    Some(count) => self.outflows.credit(peer, head.id, count),
+                    None => return Delivery::Refused("a stream's credit without its count".into()),
+                }
+            }
+            Kind::Stop => self.outflows.stop(peer, head.id),
             Kind::Probe | Kind::Call | Kind::Oneway
                 if head.fingerprint != self.info().fingerprint =>
             {
@@ -185,7 +201,16 @@ where
                 None => Ok(handler.await),
             };
             let data = match outcome {
-                Ok(Ok(resp)) => encode_reply(head.id, Status::Ok, &resp),
+                Ok(Ok(resp)) => {
+                    let (data, streams) = encoding(|| encode_reply(head.id, Status::Ok, &resp));
+                    // A reply too large to send opens nothing.
+                    if !oneway && data.len() <= reply_limit(&peer) {
+                        for stream in streams {
+                            this.outflows.start(&this.runtime, &peer, stream);
+                        }
+                    }
+                    data
+                }
                 Ok(Err(panic)) => {
                     let told = if oneway {
                         "the call was one-way: its caller is not told"
@@ -249,10 +274,15 @@ fn reply(peer: &Arc<Peer>, id: u64, status: Status, body: &impl Serialize) {
     send_reply(peer, id, encode_reply(id, status, body));
 }
 
+/// The largest reply `peer` takes.
+fn reply_limit(peer: &Peer) -> usize {
+    peer.max_message.min(settings().max_message_size)
+}
+
 /// Sends a reply on the connection the request came on. One too large for the caller
 /// is answered with its size, so that the caller does not wait out its deadline.
 fn send_reply(peer: &Arc<Peer>, id: u64, data: Bytes) {
-    let limit = peer.max_message.min(settings().max_message_size);
+    let limit = reply_limit(peer);
     let data = if data.len() > limit {
         encode_reply(id, Status::TooLarge, &(data.len() as u64, limit as u64))
     } else {

@@ -310,6 +310,33 @@ impl Peer {
         Ok(waiter)
     }
 
+    /// Writes quiet message frames (no acknowledgement) for `group`, one per item of
+    /// `data`, in one write as far as the socket takes them: a stream's items ready at
+    /// once. The caller has checked the group and both size limits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] once the connection is closed.
+    pub(crate) fn send_quiet_batch(self: &Arc<Self>, group: &str, data: &[Bytes]) -> Result<()> {
+        let mut out = lock(&self.out);
+        if out.is_closed() {
+            return Err(Error::ConnectionLost);
+        }
+        let owed = self.delivered.load(Ordering::SeqCst);
+        for item in data {
+            let mut head = [0u8; MAX_HEAD];
+            let head = wire::message_head(&mut head, group, item.len(), false);
+            if let Err(e) = out.message(&self.stream, (head, item), false, owed, true) {
+                drop(out);
+                self.close(&format!("write failed: {e}"));
+                return Err(Error::ConnectionLost);
+            }
+        }
+        drop(out);
+        self.write_waiting();
+        Ok(())
+    }
+
     /// Waits while the outgoing buffer is over its limit, so that a sender to a slow peer
     /// waits (backpressure) rather than fill memory. A message larger than the limit
     /// waits for an empty buffer.
