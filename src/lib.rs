@@ -184,6 +184,100 @@
 //! (`Serialize + DeserializeOwned`); [`Bytes`] payloads are copied whole, never element by
 //! element. See `examples/calculator.rs` for a parent calling a child.
 //!
+//! # Streams
+//!
+//! A method returning [`Stream<T>`] sends items as the server's stream yields them. The
+//! server builds it from any `futures::Stream`; the client gets a `futures::Stream` of
+//! `Result<T, RpcError>`. Flow control is per stream: the server runs at most a small
+//! window of items ahead of the consumer, so memory stays bounded however slow the
+//! client, and a slow stream holds up nothing else. Dropping the client's stream drops
+//! the server's; a server that dies ends it with `Err(RpcError::Transport(ConnectionLost))`
+//! and then `None`. The call's deadline bounds opening the stream, not its length.
+//!
+//! ```
+//! use futures_util::StreamExt;
+//!
+//! #[gproc::service]
+//! pub trait Jobs {
+//!     async fn progress(&self, job: u64) -> gproc::Stream<u32>;
+//! }
+//!
+//! struct MyJobs;
+//!
+//! impl Jobs for MyJobs {
+//!     async fn progress(&self, _job: u64) -> gproc::Stream<u32> {
+//!         gproc::Stream::new(futures_util::stream::iter([25, 50, 100]))
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! // `JobsClient::new(pid)` across processes; in-process here.
+//! let jobs = JobsClient::from_stub(JobsServer::new(MyJobs));
+//! let mut progress = jobs.progress(7).await?;
+//! while let Some(percent) = progress.next().await {
+//!     println!("{}%", percent?);
+//! }
+//! # Ok::<(), gproc::RpcError>(())
+//! # })?;
+//! # Ok(()) }
+//! ```
+//!
+//! # One-way calls
+//!
+//! `#[gproc(oneway)]` on a method returning `()` makes its call return once the serving
+//! process has queued the request, without waiting for the handler, which runs on with no
+//! deadline. Errors before that point (a dead PID, a service not served, another
+//! version) are still reported.
+//!
+//! ```
+//! #[gproc::service]
+//! pub trait Log {
+//!     #[gproc(oneway)]
+//!     async fn note(&self, line: String);
+//! }
+//! # struct Printer;
+//! # impl Log for Printer {
+//! #     async fn note(&self, line: String) { println!("{line}"); }
+//! # }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! # let log = LogClient::from_stub(LogServer::new(Printer));
+//! log.note("started".into()).await?; // returns once queued
+//! # Ok::<(), gproc::RpcError>(())
+//! # })?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The caller
+//!
+//! Inside a handler, [`caller()`] names the calling process: its PID and uid, from the
+//! kernel's credentials of the connection (never from anything the caller claims), and
+//! the call's deadline as an `Instant` of this process. Outside a handler it is `None`.
+//!
+//! ```
+//! #[gproc::service]
+//! pub trait Admin {
+//!     async fn stop(&self) -> Result<(), String>;
+//! }
+//!
+//! struct Server {
+//!     owner: u32,
+//! }
+//!
+//! impl Admin for Server {
+//!     async fn stop(&self) -> Result<(), String> {
+//!         match gproc::caller() {
+//!             Some(caller) if caller.uid == self.owner => Ok(()),
+//!             Some(caller) => Err(format!("uid {} may not stop this server", caller.uid)),
+//!             None => Err("not called by another process".into()),
+//!         }
+//!     }
+//! }
+//! ```
+//!
 //! # Errors
 //!
 //! Every fallible function returns [`Error`] (`#[non_exhaustive]`); its messages say what
@@ -240,8 +334,8 @@
 //! # The blocking API
 //!
 //! [`blocking`] has the same functions for code without an async runtime, and
-//! [`blocking::block_on`] runs any gproc future (a typed call, the manager) on the
-//! calling thread. While it waits, that thread reads gproc's sockets itself, so a reply
+//! [`blocking::block_on`] runs any gproc future (a typed call, a stream, the manager) on
+//! the calling thread. While it waits, that thread reads gproc's sockets itself, so a reply
 //! wakes it with no other thread in between; do not call them from inside an async task.
 //!
 //! ```

@@ -61,9 +61,17 @@ const TESTS: &[(&str, fn())] = &[
         stream_million_items_slow_consumer,
     ),
     ("stream::hundred_at_once", stream_hundred_at_once),
+    (
+        "blocking::call_stream_and_manager_without_a_runtime",
+        blocking_call_stream_and_manager_without_a_runtime,
+    ),
 ];
 
-const ROLES: &[(&str, fn())] = &[(ROLE_SERVER, role_server), (ROLE_CLIENT, role_client)];
+const ROLES: &[(&str, fn())] = &[
+    (ROLE_SERVER, role_server),
+    (ROLE_CLIENT, role_client),
+    (ROLE_BLOCKING, role_blocking),
+];
 
 fn main() {
     support::run_tests(TESTS, ROLES);
@@ -213,6 +221,11 @@ const ROLE_SERVER: &str = "server";
 /// `server=<pid> [allow=<uid>] whoami|note=<tag>,<ms>`: one call, its result printed, then exits.
 const ROLE_CLIENT: &str = "client";
 
+/// `server=<pid>`: with no tokio runtime at all, under `gproc::blocking::block_on`: a
+/// typed call, a stream, and a child started, awaited ready, called, killed and waited
+/// for through a `Manager`; a line for each.
+const ROLE_BLOCKING: &str = "blocking";
+
 fn role_server() {
     let args = role_args();
     if let Some((_, uid)) = args.iter().find(|(k, _)| k == "allow") {
@@ -263,6 +276,59 @@ fn role_client() {
         }
     });
     // Returns from `main`: the process exits, whatever its handlers still do.
+}
+
+fn role_blocking() {
+    let server: u32 = role_args()
+        .iter()
+        .find(|(k, _)| k == "server")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("server=<pid>");
+    let thread = std::thread::current().id();
+    let on_this_thread = || assert_eq!(std::thread::current().id(), thread);
+    gproc::blocking::block_on(async {
+        assert!(
+            tokio::runtime::Handle::try_current().is_err(),
+            "no tokio runtime here"
+        );
+        let client = ShapesClient::new(server);
+        let (inside, _) = client.whoami().await.expect("blocking: a typed call");
+        on_this_thread();
+        let (pid, _, _) = inside.expect("a caller");
+        say(&format!("call pid={pid}"));
+
+        let mut stream = client
+            .count(Count::new(11, 1_000))
+            .await
+            .expect("blocking: open a stream");
+        let mut items = 0;
+        while let Some(item) = stream.next().await {
+            assert_eq!(item.expect("blocking: an item"), items);
+            items += 1;
+        }
+        on_this_thread();
+        say(&format!("stream items={items}"));
+
+        let manager = gproc::Manager::new();
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut child = manager.new_process(exe, Vec::<String>::new(), [(ENV_ROLE, ROLE_SERVER)]);
+        let pid = child.start().await.expect("blocking: start a child");
+        child
+            .ready(LONG)
+            .await
+            .expect("blocking: the child's endpoint");
+        let shapes = ShapesClient::new(pid);
+        shapes
+            .wait_served(LONG)
+            .await
+            .expect("blocking: the child serves");
+        let (inside, _) = shapes.whoami().await.expect("blocking: call the child");
+        assert_eq!(inside.map(|(p, _, _)| p), Some(std::process::id()));
+        child.kill().await.expect("blocking: kill the child");
+        let status = child.wait().await.expect("blocking: wait for the child");
+        on_this_thread();
+        say(&format!("manager killed={}", !status.success()));
+    });
 }
 
 // =======================================================================================
@@ -719,4 +785,24 @@ fn stream_hundred_at_once() {
             .count();
         println!("{ss} descriptors open in the client");
     });
+}
+
+// =======================================================================================
+// Blocking
+// =======================================================================================
+
+/// A program with no tokio runtime makes a typed call, reads a stream and runs a child
+/// through a `Manager`, all under `gproc::blocking::block_on` on its own thread.
+fn blocking_call_stream_and_manager_without_a_runtime() {
+    let server = server(&[]);
+    let mut peer = spawn_peer(ROLE_BLOCKING, &[&format!("server={}", server.pid())]);
+    assert_eq!(peer.line_within(LONG), format!("call pid={}", peer.pid()));
+    assert_eq!(peer.line_within(LONG), "stream items=1000");
+    // The child shares the program's stdout, and says "ready" there too.
+    let line = std::iter::repeat_with(|| peer.line_within(LONG))
+        .find(|line| line != "ready")
+        .expect("a line");
+    assert_eq!(line, "manager killed=true");
+    let status = peer.wait(LONG);
+    assert!(status.success(), "the blocking program exited: {status}");
 }
