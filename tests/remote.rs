@@ -36,6 +36,10 @@ const TESTS: &[(&str, fn())] = &[
     ("tcp::nothing_listens", nothing_listens),
     ("tcp::dropping_serving_stops_it", dropping_serving_stops_it),
     ("tls::serve_io_and_connect_io", tls_serve_io_and_connect_io),
+    (
+        "local_only::stream_is_a_clear_error",
+        stream_is_a_clear_error,
+    ),
 ];
 
 const ROLE_SERVER: &str = "server";
@@ -574,6 +578,57 @@ fn dropping_serving_stops_it() {
         assert!(
             matches!(lost, RpcError::Transport(Error::ConnectionLost)),
             "{lost:?}"
+        );
+    });
+}
+
+// =======================================================================================
+// Local-only values
+// =======================================================================================
+
+/// A service with a stream, for the bridge's refusal of it.
+#[gproc::service]
+pub trait Feed {
+    async fn items(&self, n: u32) -> gproc::Stream<u32>;
+    async fn ping(&self) -> u32;
+}
+
+struct FeedImpl;
+
+impl Feed for FeedImpl {
+    async fn items(&self, n: u32) -> gproc::Stream<u32> {
+        gproc::Stream::new(futures_util::stream::iter(0..n))
+    }
+    async fn ping(&self) -> u32 {
+        1
+    }
+}
+
+/// A method returning a stream, called through the bridge: `RpcError::LocalOnly`, which
+/// names the stream, at once; the connection and the server go on.
+fn stream_is_a_clear_error() {
+    run("local_only::stream_is_a_clear_error", async {
+        let serving = gproc::tarpc::serve("127.0.0.1:0", FeedServer::new(FeedImpl))
+            .await
+            .expect("serve on port 0");
+        let stub = gproc::tarpc::connect(serving.local_addr())
+            .await
+            .expect("connect");
+        let feed = FeedClient::from_stub(stub);
+        let result = within(FAST, "a stream over tarpc", feed.items(3)).await;
+        match result {
+            Err(e @ RpcError::LocalOnly { .. }) => {
+                println!("over tarpc: {e}");
+                assert!(e.to_string().contains("gproc::Stream"), "{e}");
+            }
+            other => panic!("a stream over the tarpc bridge: {other:?}"),
+        }
+        assert_eq!(
+            within(FAST, "a call after", feed.ping())
+                .await
+                .expect("ping"),
+            1,
+            "the connection goes on"
         );
     });
 }

@@ -75,6 +75,9 @@ impl RequestHead {
         out.put_u64_le(self.fingerprint);
         out.put_u64_le(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX));
         let out = postcard::to_extend(body, out).map_err(|e| {
+            if let Some(refusal) = super::local::take_refusal() {
+                return super::local::error(refusal);
+            }
             tracing::warn!("gproc: cannot encode a request: {e}");
             RpcError::Decode
         })?;

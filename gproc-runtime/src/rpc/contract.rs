@@ -41,6 +41,16 @@ pub enum RpcError {
     /// The handler panicked; the server goes on serving.
     #[error("the handler panicked; the server goes on serving other calls")]
     HandlerPanicked,
+    /// A value that travels only between gproc processes on one machine (a
+    /// [`Stream`](crate::Stream)) was in a call that cannot carry it: through the tarpc
+    /// bridge, or in an argument.
+    #[error("{what} cannot travel here: {why}")]
+    LocalOnly {
+        /// The value's type.
+        what: String,
+        /// Where it can travel, and what to do instead.
+        why: String,
+    },
     /// This process already serves this service.
     #[error("this process already serves {service}; serve each service once")]
     AlreadyServed {

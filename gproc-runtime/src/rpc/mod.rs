@@ -27,6 +27,7 @@ mod client;
 mod codec;
 mod contract;
 mod inflow;
+mod local;
 mod outflow;
 mod routing;
 mod serve;
@@ -39,6 +40,8 @@ pub use contract::{
     MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, ServiceRequest, Stub,
     WithTimeout, DEFAULT_TIMEOUT,
 };
+#[cfg(feature = "tarpc")]
+pub(crate) use local::{error as local_only_error, take_refusal};
 pub(crate) use routing::up;
 pub use serve::serve;
 #[cfg(feature = "tarpc")]

@@ -21,11 +21,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::contract::RpcError;
 use super::inflow::Opening;
+use super::local::{refuse, Refusal};
 
 /// What a stream that cannot travel says.
-pub(super) const LOCAL_ONLY: &str = "gproc::Stream travels only in a call between two gproc \
-                                     processes on one machine (not through tarpc, not in a \
-                                     value encoded by other means)";
+const LOCAL_ONLY: Refusal = Refusal {
+    what: "gproc::Stream",
+    why: "a stream goes only from a server to its caller, both gproc processes on one \
+          machine; over the tarpc bridge or in an argument, send its items in a Vec",
+};
 
 type Items<T> = Pin<Box<dyn futures_util::Stream<Item = Result<T, RpcError>> + Send>>;
 
@@ -164,7 +167,7 @@ impl<T: Serialize + Send + 'static> Serialize for Stream<T> {
         });
         match handed {
             Some(id) => serializer.serialize_u64(id),
-            None => Err(serde::ser::Error::custom(LOCAL_ONLY)),
+            None => Err(refuse(LOCAL_ONLY, serde::ser::Error::custom)),
         }
     }
 }
@@ -174,7 +177,7 @@ impl<'de, T: DeserializeOwned + Send + 'static> Deserialize<'de> for Stream<T> {
         let id = u64::deserialize(deserializer)?;
         let opening = RECEIVING
             .with_borrow(Clone::clone)
-            .ok_or_else(|| serde::de::Error::custom(LOCAL_ONLY))?;
+            .ok_or_else(|| refuse(LOCAL_ONLY, serde::de::Error::custom))?;
         Ok(Stream::from_results(super::inflow::open::<T>(opening, id)))
     }
 }

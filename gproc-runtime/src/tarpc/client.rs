@@ -163,6 +163,7 @@ where
                 }),
                 Ok(Answer::Undecodable) => Err(RpcError::Decode),
                 Ok(Answer::Panicked) => Err(RpcError::HandlerPanicked),
+                Ok(Answer::LocalOnly { what, why }) => Err(RpcError::LocalOnly { what, why }),
                 Ok(Answer::TooLarge { size, limit }) => {
                     Err(RpcError::Transport(Error::MessageTooLarge {
                         size: usize::try_from(size).unwrap_or(usize::MAX),
@@ -178,6 +179,9 @@ where
 /// The request's body, checked against this process's message size limit before it is sent.
 fn encode<Req: Serialize>(req: &Req, info: &ServiceInfo) -> Result<Bytes, RpcError> {
     let body = postcard::to_allocvec(req).map_err(|e| {
+        if let Some(refusal) = crate::rpc::take_refusal() {
+            return crate::rpc::local_only_error(refusal);
+        }
         tracing::warn!(service = info.name, "gproc: cannot encode a request: {e}");
         RpcError::Decode
     })?;

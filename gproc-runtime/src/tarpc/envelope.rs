@@ -39,4 +39,12 @@ pub(crate) enum Answer<Resp> {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// The response holds a value that travels only between gproc processes on one
+    /// machine (a stream).
+    LocalOnly {
+        /// The value's type.
+        what: String,
+        /// Where it can travel.
+        why: String,
+    },
 }

@@ -226,10 +226,16 @@ where
                 size: size as u64,
                 limit: limit as u64,
             }),
-            Err(e) => {
-                tracing::warn!(service = info.name, "gproc: cannot encode a reply: {e}");
-                Ok(Answer::Undecodable)
-            }
+            Err(e) => match crate::rpc::take_refusal() {
+                Some(refusal) => Ok(Answer::LocalOnly {
+                    what: refusal.what.to_owned(),
+                    why: refusal.why.to_owned(),
+                }),
+                None => {
+                    tracing::warn!(service = info.name, "gproc: cannot encode a reply: {e}");
+                    Ok(Answer::Undecodable)
+                }
+            },
         }
     }
 }
