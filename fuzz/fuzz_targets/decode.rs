@@ -1,6 +1,7 @@
 //! Drives the wire decoders the way a connection's reader does: the input is the byte
 //! stream a peer sends after the handshake (hello or welcome first, then frames of every
-//! kind: acknowledged and quiet messages, acknowledgements), both directions alike.
+//! kind: acknowledged and quiet messages, with or without a descriptor count,
+//! acknowledgements, refusals), both directions alike.
 #![no_main]
 
 use gproc_runtime::wire::{self, Frame, Hello, Welcome, WireError};
@@ -53,7 +54,12 @@ fuzz_target!(|input: &[u8]| {
                 match wire::decode_frame(Bytes::copy_from_slice(frame)) {
                     Ok(Frame::Message(m)) => {
                         assert!(m.group.len() <= wire::MAX_GROUP_LEN);
-                        assert_eq!(len, wire::LEN_PREFIX + 2 + m.group.len() + m.data.len());
+                        // A count byte after the group length when descriptors come with it.
+                        let fds = wire::fd_count(frame);
+                        assert!(fds <= wire::MAX_FDS);
+                        assert!(m.fds.is_empty(), "the decoder makes no descriptors");
+                        let head = wire::LEN_PREFIX + 2 + usize::from(fds > 0);
+                        assert_eq!(len, head + m.group.len() + m.data.len());
                         assert_eq!(&frame[len - m.data.len()..], &m.data[..]);
                     }
                     Ok(Frame::Ack(count)) => {

@@ -193,6 +193,38 @@ pub fn send_group(pid: u32, group: &str, data: impl Into<Bytes>) -> Result<()> {
     block_on(crate::send_group(pid, group, data))
 }
 
+/// Blocking [`crate::send_fds`].
+///
+/// ```no_run
+/// # fn demo(worker: u32) -> Result<(), Box<dyn std::error::Error>> {
+/// let (mine, theirs) = std::os::unix::net::UnixStream::pair()?;
+/// gproc::blocking::send_fds(worker, "sockets", "talk to me here", vec![theirs.into()])?;
+/// # drop(mine); Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`crate::send_fds`].
+pub fn send_fds(pid: u32, group: &str, data: impl Into<Bytes>, fds: Vec<OwnedFd>) -> Result<()> {
+    block_on(crate::send_fds(pid, group, data, fds))
+}
+
+/// Blocking [`crate::receive_fds`].
+///
+/// ```no_run
+/// # fn demo() -> Result<(), gproc::Error> {
+/// let (msg, fds) = gproc::blocking::receive_fds("sockets")?;
+/// println!("{} descriptors from {}", fds.len(), msg.sender_pid);
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`crate::receive_group`].
+pub fn receive_fds(group: &str) -> Result<(Msg, Vec<OwnedFd>)> {
+    block_on(crate::receive_fds(group))
+}
+
 /// Blocking [`crate::receive`].
 ///
 /// # Errors

@@ -115,6 +115,20 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A message was given more descriptors than one message carries (the kernel's limit
+    /// for one `sendmsg`, [`MAX_FDS`](crate::MAX_FDS)). Nothing was sent, and the
+    /// descriptors were closed.
+    #[error(
+        "{count} descriptors are too many for one message: at most {limit} cross in one; \
+         nothing was sent. Send them in several messages"
+    )]
+    TooManyFds {
+        /// How many descriptors the message was given.
+        count: usize,
+        /// How many one message carries at most.
+        limit: usize,
+    },
+
     /// [`Config::install`](crate::Config::install) refused a setting.
     #[error("invalid gproc configuration: {0}")]
     InvalidConfig(String),

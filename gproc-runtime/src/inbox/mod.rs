@@ -6,6 +6,7 @@ mod msg;
 mod queue;
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::config::{settings, MAX_GROUPS};
@@ -91,8 +92,8 @@ impl Receiver {
         })
     }
 
-    /// Takes the group's next message, waiting for one.
-    pub(crate) async fn next(&self) -> Msg {
+    /// Takes the group's next message and its descriptors, waiting for one.
+    pub(crate) async fn next(&self) -> (Msg, Vec<OwnedFd>) {
         self.queue.pop().await
     }
 }
@@ -129,29 +130,32 @@ impl transport::Sink for Inbox {
             }
         }
         let ack_wanted = message.ack_wanted;
-        let mut msg = Msg {
+        let msg = Msg {
             sender_pid: peer.pid,
             receiver_pid: pid(),
             group: message.group,
             data: message.data,
         };
+        let mut item = (msg, message.fds);
         loop {
-            let Some(q) = alive(&mut lock(queues()), &msg.group) else {
+            let Some(q) = alive(&mut lock(queues()), &item.0.group) else {
                 tracing::warn!(
                     peer = peer.pid,
-                    group = msg.group,
+                    group = item.0.group,
                     "gproc: refused a message: {MAX_GROUPS} groups are alive, the limit"
                 );
+                // Its descriptors close here, with it.
                 return Delivery::Declined(wire::Refused::GroupLimit);
             };
-            match q.offer(peer, msg) {
+            match q.offer(peer, item) {
                 Ok(()) => return Delivery::Taken,
-                Err(Refusal::Retired(back)) => msg = back,
-                Err(Refusal::Full(back)) => {
+                Err(Refusal::Retired(back)) => item = back,
+                Err(Refusal::Full((back, fds))) => {
                     return Delivery::Full(wire::Message {
                         group: back.group,
                         data: back.data,
                         ack_wanted,
+                        fds,
                     })
                 }
             }

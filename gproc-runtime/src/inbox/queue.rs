@@ -3,12 +3,16 @@
 //! has receivers: the inbox retires it when it has none of these.
 
 use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use super::msg::Msg;
 use crate::transport::{lock, Peer};
+
+/// A message and the descriptors that came with it (closed when dropped).
+pub(crate) type Item = (Msg, Vec<OwnedFd>);
 
 pub(crate) struct Queue {
     state: Mutex<State>,
@@ -17,7 +21,7 @@ pub(crate) struct Queue {
 }
 
 struct State {
-    items: VecDeque<Msg>,
+    items: VecDeque<Item>,
     /// Connections that stopped reading because this queue was full.
     blocked: VecDeque<Arc<Peer>>,
     /// Receivers registered (see [`super::Receiver`]).
@@ -29,9 +33,9 @@ struct State {
 /// Why [`Queue::offer`] gave a message back.
 pub(crate) enum Refusal {
     /// No room: the peer is resumed once a message is taken.
-    Full(Msg),
+    Full(Item),
     /// The queue was retired meanwhile: offer to the group's queue now.
-    Retired(Msg),
+    Retired(Item),
 }
 
 impl Queue {
@@ -50,7 +54,7 @@ impl Queue {
 
     /// Queues `msg` if there is room; else gives it back, and `peer` is resumed once a
     /// message is taken.
-    pub fn offer(&self, peer: &Arc<Peer>, msg: Msg) -> Result<(), Refusal> {
+    pub fn offer(&self, peer: &Arc<Peer>, msg: Item) -> Result<(), Refusal> {
         let mut st = lock(&self.state);
         if st.retired {
             return Err(Refusal::Retired(msg));
@@ -84,7 +88,7 @@ impl Queue {
     }
 
     /// Takes the next message, waiting for one. The caller has [joined](Self::join).
-    pub async fn pop(&self) -> Msg {
+    pub async fn pop(&self) -> Item {
         loop {
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
@@ -97,7 +101,7 @@ impl Queue {
         }
     }
 
-    fn try_pop(&self) -> Option<Msg> {
+    fn try_pop(&self) -> Option<Item> {
         let mut st = lock(&self.state);
         let msg = st.items.pop_front()?;
         let more = !st.items.is_empty();

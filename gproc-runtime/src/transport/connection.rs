@@ -5,6 +5,7 @@
 //! the layer above installed. It closes when the peer closes it or breaks the protocol,
 //! and is then forgotten: nothing keeps a descriptor for a dead peer.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -279,15 +280,43 @@ impl Peer {
         acked: bool,
         hold: Hold,
     ) -> Result<Option<Ack>> {
+        self.send_message_fds(group, data, Vec::new(), acked, hold)
+    }
+
+    /// As [`send_message`](Self::send_message), with descriptors: they cross as
+    /// `SCM_RIGHTS` and arrive in the peer's [`wire::Message::fds`], in this order.
+    ///
+    /// They are closed here (dropped) once the write that carries them returned, when the
+    /// connection fails before that, and on any error. A peer of an older protocol never
+    /// gets here: the handshake refused its version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyFds`] for more than [`wire::MAX_FDS`] (nothing is written);
+    /// [`Error::ConnectionLost`] once the connection is closed.
+    pub(crate) fn send_message_fds(
+        self: &Arc<Self>,
+        group: &str,
+        data: &Bytes,
+        fds: Vec<OwnedFd>,
+        acked: bool,
+        hold: Hold,
+    ) -> Result<Option<Ack>> {
+        if fds.len() > wire::MAX_FDS {
+            return Err(Error::TooManyFds {
+                count: fds.len(),
+                limit: wire::MAX_FDS,
+            });
+        }
         let mut head = [0u8; MAX_HEAD];
-        let head = wire::message_head(&mut head, group, data.len(), acked);
+        let head = wire::message_head(&mut head, group, data.len(), acked, fds.len());
         let holding = matches!(hold, Hold::Batch) && pass::pass_open();
         let mut out = lock(&self.out);
         if out.is_closed() {
             return Err(Error::ConnectionLost);
         }
         let owed = self.delivered.load(Ordering::SeqCst);
-        let sent = out.message(&self.stream, (head, data), acked, owed, holding);
+        let sent = out.message(&self.stream, (head, data), fds, acked, owed, holding);
         let waiter = match sent {
             Ok(waiter) => waiter,
             Err(e) => {
@@ -325,8 +354,9 @@ impl Peer {
         let owed = self.delivered.load(Ordering::SeqCst);
         for item in data {
             let mut head = [0u8; MAX_HEAD];
-            let head = wire::message_head(&mut head, group, item.len(), false);
-            if let Err(e) = out.message(&self.stream, (head, item), false, owed, true) {
+            let head = wire::message_head(&mut head, group, item.len(), false, 0);
+            if let Err(e) = out.message(&self.stream, (head, item), Vec::new(), false, owed, true)
+            {
                 drop(out);
                 self.close(&format!("write failed: {e}"));
                 return Err(Error::ConnectionLost);

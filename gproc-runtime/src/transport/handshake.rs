@@ -138,16 +138,21 @@ impl Pending {
     /// Runs the next step once the socket is readable.
     fn on_ready(self: &Arc<Self>) {
         let mut got = lock(&self.got);
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; HELLO_LEN];
+        const _: () = assert!(HELLO_LEN == WELCOME_LEN);
         loop {
-            match rustix::io::read(&self.stream, &mut buf[..]) {
+            // Not a byte past the hello or welcome: frames that follow it may carry
+            // descriptors, which a plain read would close; the connection's reader
+            // (`recvmsg`) takes them.
+            let want = HELLO_LEN - got.len();
+            match rustix::io::read(&self.stream, &mut buf[..want]) {
                 Ok(0) => {
                     drop(got);
                     return self.fail(Error::ConnectionLost, "closed during the handshake");
                 }
                 Ok(n) => {
                     got.extend_from_slice(&buf[..n]);
-                    if got.len() >= HELLO_LEN.max(WELCOME_LEN) {
+                    if got.len() == HELLO_LEN {
                         break;
                     }
                 }

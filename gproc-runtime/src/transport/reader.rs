@@ -4,12 +4,20 @@
 //! [`super::poller`]) and hands each frame to the connection. A message the connection
 //! cannot deliver now stays here, and nothing more is read until it is taken: the
 //! backpressure of one connection.
+//!
+//! Reads are `recvmsg`s with room for [`MAX_FDS`] descriptors: what comes beside the
+//! bytes waits here in arrival order, and a message frame takes as many as its head
+//! counts once it is whole (the writer sends them no later than the frame's first byte).
 
+use std::collections::VecDeque;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use bytes::{Bytes, BytesMut};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
 
-use super::wire::{self, Frame, Message};
+use super::wire::{self, Frame, Message, MAX_FDS};
 
 /// Messages at most this long are copied out of the read buffer, so that a small message
 /// waiting in a queue does not pin a whole read buffer.
@@ -37,9 +45,15 @@ pub(crate) enum Ended {
     Closed(String),
 }
 
+/// Descriptors received and not yet taken by a frame, at most: those of the frame being
+/// read (sent with an earlier write) and those of one write (the frames starting in it).
+const MAX_FDS_WAITING: usize = 2 * MAX_FDS;
+
 /// What has been read and not yet handed over.
 pub(crate) struct In {
     buf: BytesMut,
+    /// Descriptors received, in order, for the frames not yet whole.
+    fds: VecDeque<OwnedFd>,
     /// A message the connection could not take.
     stalled: Option<Message>,
 }
@@ -48,11 +62,17 @@ impl In {
     pub(crate) fn new(leftover: &[u8]) -> Self {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         buf.extend_from_slice(leftover);
-        In { buf, stalled: None }
+        In {
+            buf,
+            fds: VecDeque::new(),
+            stalled: None,
+        }
     }
 
+    /// Drops what was read: descriptors received close here.
     pub(crate) fn clear(&mut self) {
         self.buf = BytesMut::new();
+        self.fds.clear();
         self.stalled = None;
     }
 
@@ -69,6 +89,9 @@ impl In {
     /// to have emptied the socket, and the read that would only say so is skipped; but a
     /// peer that writes its last frame and exits raises one event for both, and without
     /// that last read its end would never be seen (and its descriptor never closed).
+    ///
+    /// A read that brought descriptors proves nothing either way: the kernel ends a read
+    /// at the end of the bytes that came with descriptors, however much more waits.
     pub(crate) fn run(
         &mut self,
         stream: &UnixStream,
@@ -89,14 +112,32 @@ impl In {
                 self.buf.reserve(READ_CHUNK);
             }
             let spare = self.buf.capacity() - self.buf.len();
-            match read(stream, &mut self.buf) {
-                Ok(0) if self.buf.is_empty() => return Ended::Closed("the peer closed it".into()),
-                Ok(0) => {
+            match read(stream, &mut self.buf, &mut self.fds) {
+                Ok(Read { bytes: 0, .. }) if self.buf.is_empty() => {
+                    return Ended::Closed("the peer closed it".into())
+                }
+                Ok(Read { bytes: 0, .. }) => {
                     return Ended::Closed("the peer closed it in the middle of a frame".into())
+                }
+                Ok(Read { lost_fds: true, .. }) => {
+                    return Ended::Closed(
+                        "descriptors sent with a frame were lost (MSG_CTRUNC: this process \
+                         may be out of descriptors, see RLIMIT_NOFILE)"
+                            .into(),
+                    )
+                }
+                Ok(Read { fds: true, .. }) if self.fds.len() > MAX_FDS_WAITING => {
+                    return Ended::Closed(format!(
+                        "protocol error: {} descriptors received that no frame claims yet, \
+                         more than {MAX_FDS_WAITING}",
+                        self.fds.len()
+                    ))
                 }
                 // A read that does not fill the buffer emptied the socket: hand over what
                 // came, and skip the read that would only say so.
-                Ok(n) if n < spare && !hung_up => {
+                Ok(Read {
+                    bytes, fds: false, ..
+                }) if bytes < spare && !hung_up => {
                     return self.drain(max, take).unwrap_or(Ended::Waiting)
                 }
                 Ok(_) => {}
@@ -118,7 +159,9 @@ impl In {
                 Ok(None) => return None,
                 Err(e) => return Some(Ended::Closed(format!("protocol error: {e}"))),
             };
-            let frame = match wire::decode_frame(self.buf.split_to(len).freeze()) {
+            let bytes = self.buf.split_to(len).freeze();
+            let fds = wire::fd_count(&bytes);
+            let frame = match wire::decode_frame(bytes) {
                 // The frame's length bounds group and data together: the data alone must
                 // also be within the limit (found by the `reader` fuzz target).
                 Ok(Frame::Message(m)) if m.data.len() > max => {
@@ -126,6 +169,17 @@ impl In {
                         "protocol error: a message of {} bytes, over the limit of {max}",
                         m.data.len()
                     )))
+                }
+                Ok(Frame::Message(_)) if fds > self.fds.len() => {
+                    return Some(Ended::Closed(format!(
+                        "protocol error: a message that carries {fds} descriptors, of which \
+                         {} came with it",
+                        self.fds.len()
+                    )))
+                }
+                Ok(Frame::Message(mut m)) => {
+                    m.fds = self.fds.drain(..fds).collect();
+                    Frame::Message(m)
                 }
                 Ok(frame) => frame,
                 Err(e) => return Some(Ended::Closed(format!("protocol error: {e}"))),
@@ -155,16 +209,53 @@ impl In {
     }
 }
 
-/// Reads into the spare capacity of `buf`.
-fn read(stream: &UnixStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+/// What one [`read`] brought.
+struct Read {
+    bytes: usize,
+    /// Descriptors came with the bytes.
+    fds: bool,
+    /// The kernel could not hand over every descriptor (`MSG_CTRUNC`).
+    lost_fds: bool,
+}
+
+/// Reads into the spare capacity of `buf` (one `recvmsg`); descriptors that came with
+/// the bytes go to the end of `fds`, close-on-exec.
+fn read(
+    stream: &UnixStream,
+    buf: &mut BytesMut,
+    fds: &mut VecDeque<OwnedFd>,
+) -> std::io::Result<Read> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
     loop {
         let len = buf.len();
-        match rustix::io::read(stream, buf.spare_capacity_mut()) {
-            Ok((filled, _)) => {
-                let n = filled.len();
-                // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
-                unsafe { buf.set_len(len + n) };
-                return Ok(n);
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: the kernel only writes into the slice, and only its first `bytes` bytes
+        // are read afterwards (through `set_len` below); nothing reads the uninitialised
+        // rest. This is how tokio hands `ReadBuf`'s unfilled part to `recv`.
+        let spare = unsafe { &mut *(spare as *mut [MaybeUninit<u8>] as *mut [u8]) };
+        let flags = RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
+        match rustix::net::recvmsg(
+            stream,
+            &mut [std::io::IoSliceMut::new(spare)],
+            &mut control,
+            flags,
+        ) {
+            Ok(got) => {
+                // SAFETY: `recvmsg` initialised the first `got.bytes` bytes of the spare
+                // capacity.
+                unsafe { buf.set_len(len + got.bytes) };
+                let before = fds.len();
+                for message in control.drain() {
+                    if let RecvAncillaryMessage::ScmRights(received) = message {
+                        fds.extend(received);
+                    }
+                }
+                return Ok(Read {
+                    bytes: got.bytes,
+                    fds: fds.len() > before,
+                    lost_fds: got.flags.contains(ReturnFlags::CTRUNC),
+                });
             }
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -202,10 +293,10 @@ pub(crate) fn replay(input: &[u8], max: usize) -> Replayed {
     let mut out = super::writer::Out::default();
     let empty = Bytes::new();
     let mut head = [0u8; super::writer::MAX_HEAD];
-    let head = wire::message_head(&mut head, "", 0, true);
+    let head = wire::message_head(&mut head, "", 0, true, 0);
     let _waiting: Vec<_> = (0..16)
         .filter_map(|_| {
-            out.message(&ours, (head, &empty), true, 0, true)
+            out.message(&ours, (head, &empty), Vec::new(), true, 0, true)
                 .ok()
                 .flatten()
         })
@@ -249,7 +340,7 @@ mod tests {
 
     fn message(group: &str, data: &[u8]) -> Vec<u8> {
         let mut head = [0u8; super::super::writer::MAX_HEAD];
-        let mut frame = wire::message_head(&mut head, group, data.len(), true).to_vec();
+        let mut frame = wire::message_head(&mut head, group, data.len(), true, 0).to_vec();
         frame.extend_from_slice(data);
         frame
     }
@@ -308,6 +399,60 @@ mod tests {
                 Ended::Waiting => assert!(!hung_up, "told of the hang-up, yet waits"),
             }
         }
+    }
+
+    /// The kernel ends a `recvmsg` at the end of bytes that came with descriptors: a pass
+    /// goes on reading after such a short read, and takes every frame waiting.
+    #[test]
+    fn a_read_that_brought_descriptors_is_not_taken_for_the_last() {
+        let (theirs, ours) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        for i in 0..5u8 {
+            let mut head = [0u8; super::super::writer::MAX_HEAD];
+            let fds = usize::from(i % 2 == 0);
+            let mut frame = wire::message_head(&mut head, "g", 1, true, fds).to_vec();
+            frame.push(i);
+            let fd = null.try_clone().unwrap();
+            let borrowed = [std::os::fd::AsFd::as_fd(&fd)];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+            if fds == 1 {
+                assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed)));
+            }
+            let sent = rustix::net::sendmsg(
+                &theirs,
+                &[std::io::IoSlice::new(&frame)],
+                &mut control,
+                rustix::net::SendFlags::empty(),
+            );
+            assert_eq!(sent.unwrap(), frame.len());
+        }
+        let mut got = Vec::new();
+        let mut take = |frame: Frame| match frame {
+            Frame::Message(m) => {
+                got.push((m.data[0], m.fds.len()));
+                Step::Next
+            }
+            other => panic!("{other:?}"),
+        };
+        let ended = In::new(&[]).run(&ours, 1024, false, &mut take);
+        assert!(matches!(ended, Ended::Waiting));
+        assert_eq!(got, [(0, 1), (1, 0), (2, 1), (3, 0), (4, 1)]);
+    }
+
+    #[test]
+    fn a_frame_whose_descriptors_did_not_come_closes_the_connection() {
+        let mut head = [0u8; super::super::writer::MAX_HEAD];
+        let mut frame = wire::message_head(&mut head, "g", 1, true, 2).to_vec();
+        frame.push(0);
+        let seen = replay(&frame, 1024);
+        assert_eq!(seen.messages, 0);
+        assert!(
+            seen.ended
+                .contains("carries 2 descriptors, of which 0 came"),
+            "{seen:?}"
+        );
     }
 
     #[test]

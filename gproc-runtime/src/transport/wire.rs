@@ -11,6 +11,8 @@
 //!                                   max_message_size:u64                                (28 bytes)
 //! either way               Message  len:u32 kind:u8 group_len:u8 group data             (4 + len bytes)
 //!                                   (kind 1: acknowledged; kind 3: quiet, not counted)
+//!                                   with descriptors: kind | 0x80, then fds:u8 (1..=253)
+//!                                   before the group
 //! either way               Ack      len:u32 = 9, kind:u8 = 2, count:u64                 (13 bytes)
 //!                                   (every acknowledged message up to `count` is queued)
 //! either way               Refusal  len:u32 = 10, kind:u8 = 4, number:u64, reason:u8    (14 bytes)
@@ -23,13 +25,20 @@
 //! message is counted by the acknowledgements that follow its refusal, as if queued: the
 //! one send fails, and the connection goes on.
 //!
+//! A message with descriptors (since version 4) says how many it carries; the descriptors
+//! themselves travel as `SCM_RIGHTS` ancillary data with the `sendmsg` that writes the
+//! frame's first byte (or an earlier one), so that the receiver, which keeps the
+//! descriptors it reads in arrival order, has them all once the whole frame is read.
+//!
 //! Integers are little-endian. No length read from the wire is used before it is checked
 //! against the receiver's limit.
+
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// The first four bytes of both handshake messages.
 pub const MAGIC: [u8; 4] = *b"GPRC";
 /// The size of [`Hello`] on the wire.
@@ -44,6 +53,11 @@ pub const REFUSAL_LEN: usize = 14;
 pub const LEN_PREFIX: usize = 4;
 /// The longest group name, in bytes.
 pub const MAX_GROUP_LEN: usize = 255;
+/// The most descriptors one message carries: the kernel's limit for one `sendmsg`
+/// (`SCM_MAX_FD`).
+pub const MAX_FDS: usize = 253;
+/// The longest message head: length, kind, group length, descriptor count, group.
+pub const MAX_HEAD_LEN: usize = LEN_PREFIX + 3 + MAX_GROUP_LEN;
 
 const KIND_MESSAGE: u8 = 1;
 const KIND_ACK: u8 = 2;
@@ -51,6 +65,8 @@ const KIND_ACK: u8 = 2;
 /// whose answer says it arrived): the receiver need not acknowledge it at once.
 const KIND_MESSAGE_QUIET: u8 = 3;
 const KIND_REFUSAL: u8 = 4;
+/// Set in a message's kind when a descriptor count follows the group length.
+const WITH_FDS: u8 = 0x80;
 
 /// Why a receiver did not queue a message (see [`Frame::Refusal`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +251,7 @@ impl Welcome {
 ///
 /// Saturates instead of overflowing, so that any limit, `usize::MAX` included, is safe.
 pub fn max_frame_body(max_message: usize) -> usize {
-    (2 + MAX_GROUP_LEN).saturating_add(max_message)
+    (MAX_HEAD_LEN - LEN_PREFIX).saturating_add(max_message)
 }
 
 /// Writes a message frame's head (everything before the data) into `out`.
@@ -253,41 +269,51 @@ pub fn put_quiet_message_head(out: &mut BytesMut, group: &str, data_len: usize) 
 }
 
 fn put_head(out: &mut BytesMut, group: &str, data_len: usize, kind: u8) {
-    let mut head = [0u8; LEN_PREFIX + 2 + MAX_GROUP_LEN];
-    let len = write_head(&mut head, group, data_len, kind);
+    let mut head = [0u8; MAX_HEAD_LEN];
+    let len = write_head(&mut head, group, data_len, kind, 0);
     out.put_slice(&head[..len]);
 }
 
 /// Writes a message frame's head into `out` and returns it: acknowledged with `acked`,
-/// quiet otherwise. The group is at most [`MAX_GROUP_LEN`] bytes (checked by the caller).
+/// quiet otherwise, saying that `fds` descriptors come with it. The group is at most
+/// [`MAX_GROUP_LEN`] bytes and `fds` at most [`MAX_FDS`] (both checked by the caller).
 pub fn message_head<'a>(
-    out: &'a mut [u8; LEN_PREFIX + 2 + MAX_GROUP_LEN],
+    out: &'a mut [u8; MAX_HEAD_LEN],
     group: &str,
     data_len: usize,
     acked: bool,
+    fds: usize,
 ) -> &'a [u8] {
     let kind = if acked {
         KIND_MESSAGE
     } else {
         KIND_MESSAGE_QUIET
     };
-    let len = write_head(out, group, data_len, kind);
+    let len = write_head(out, group, data_len, kind, fds.min(MAX_FDS) as u8);
     &out[..len]
 }
 
 fn write_head(
-    out: &mut [u8; LEN_PREFIX + 2 + MAX_GROUP_LEN],
+    out: &mut [u8; MAX_HEAD_LEN],
     group: &str,
     data_len: usize,
     kind: u8,
+    fds: u8,
 ) -> usize {
     let group = &group.as_bytes()[..group.len().min(MAX_GROUP_LEN)];
-    let body = 2 + group.len() + data_len;
+    let mut at = LEN_PREFIX + 2;
+    if fds > 0 {
+        out[LEN_PREFIX] = kind | WITH_FDS;
+        out[at] = fds;
+        at += 1;
+    } else {
+        out[LEN_PREFIX] = kind;
+    }
+    let body = at - LEN_PREFIX + group.len() + data_len;
     out[..LEN_PREFIX].copy_from_slice(&(body as u32).to_le_bytes());
-    out[LEN_PREFIX] = kind;
     out[LEN_PREFIX + 1] = group.len() as u8;
-    out[LEN_PREFIX + 2..LEN_PREFIX + 2 + group.len()].copy_from_slice(group);
-    LEN_PREFIX + 2 + group.len()
+    out[at..at + group.len()].copy_from_slice(group);
+    at + group.len()
 }
 
 /// Reads the length prefix at the start of `buf`.
@@ -312,7 +338,9 @@ pub fn frame_len(buf: &[u8], max_message: usize) -> Result<Option<usize>, WireEr
 }
 
 /// A decoded message frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its descriptors are owned: dropping the message closes them.
+#[derive(Debug)]
 pub struct Message {
     /// The group it was sent to.
     pub group: String,
@@ -320,6 +348,33 @@ pub struct Message {
     pub data: Bytes,
     /// Whether its sender waits for the acknowledgement.
     pub ack_wanted: bool,
+    /// The descriptors that came with it, in the order they were sent. Empty as
+    /// [`decode_message`] returns it: the reader, which receives them beside the bytes,
+    /// puts the [`fd_count`] of the frame here.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Equal when group, data and acknowledgement agree and the descriptors are the same
+/// numbers in this process (not: the same open files).
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        let raw = |m: &Message| m.fds.iter().map(AsRawFd::as_raw_fd).collect::<Vec<_>>();
+        self.group == other.group
+            && self.data == other.data
+            && self.ack_wanted == other.ack_wanted
+            && raw(self) == raw(other)
+    }
+}
+
+impl Eq for Message {}
+
+/// How many descriptors the message frame starting `frame` says it carries: 0 for any
+/// other frame, and for bytes too short to tell (the decoder refuses those).
+pub fn fd_count(frame: &[u8]) -> usize {
+    match frame.get(LEN_PREFIX) {
+        Some(kind) if kind & WITH_FDS != 0 => frame.get(LEN_PREFIX + 2).map_or(0, |&n| n.into()),
+        _ => 0,
+    }
 }
 
 /// Decodes one whole frame (prefix included), as delimited by [`frame_len`].
@@ -331,17 +386,28 @@ pub fn decode_message(mut frame: Bytes) -> Result<Message, WireError> {
     if body_len != frame.len() - LEN_PREFIX {
         return Err(WireError::Malformed("frame (length does not match)"));
     }
-    let ack_wanted = match frame[4] {
+    let ack_wanted = match frame[4] & !WITH_FDS {
         KIND_MESSAGE => true,
         KIND_MESSAGE_QUIET => false,
         _ => return Err(WireError::Malformed("frame (unknown kind)")),
     };
+    let mut at = LEN_PREFIX + 2;
+    if frame[4] & WITH_FDS != 0 {
+        match frame.get(at) {
+            None => return Err(WireError::Malformed("frame (too short)")),
+            Some(0) => return Err(WireError::Malformed("frame (a count of 0 descriptors)")),
+            Some(&n) if usize::from(n) > MAX_FDS => {
+                return Err(WireError::Malformed("frame (more descriptors than 253)"))
+            }
+            Some(_) => at += 1,
+        }
+    }
     let group_len = frame[5] as usize;
-    let head = LEN_PREFIX + 2 + group_len;
+    let head = at + group_len;
     if frame.len() < head {
         return Err(WireError::Malformed("frame (group runs past the end)"));
     }
-    let group = std::str::from_utf8(&frame[LEN_PREFIX + 2..head])
+    let group = std::str::from_utf8(&frame[at..head])
         .map_err(|_| WireError::Malformed("group name (not UTF-8)"))?
         .to_owned();
     let data = frame.split_off(head);
@@ -349,6 +415,7 @@ pub fn decode_message(mut frame: Bytes) -> Result<Message, WireError> {
         group,
         data,
         ack_wanted,
+        fds: Vec::new(),
     })
 }
 
@@ -387,7 +454,7 @@ pub fn encode_refusal(number: u64, why: Refused) -> [u8; REFUSAL_LEN] {
 }
 
 /// One whole frame, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A message for one of the receiver's groups.
     Message(Message),
@@ -461,7 +528,7 @@ mod tests {
 
     /// The largest whole-frame length `frame_len` may return, computed without overflow.
     fn bound(max_message: usize) -> u128 {
-        LEN_PREFIX as u128 + 2 + MAX_GROUP_LEN as u128 + max_message as u128
+        LEN_PREFIX as u128 + 3 + MAX_GROUP_LEN as u128 + max_message as u128
     }
 
     fn malformed(r: Result<impl std::fmt::Debug, WireError>) -> &'static str {
@@ -605,7 +672,7 @@ mod tests {
             frame_len(&buf, 0),
             Err(WireError::TooLong {
                 claimed: u32::MAX as u64,
-                limit: 257
+                limit: 258
             })
         );
         assert_eq!(
@@ -782,10 +849,10 @@ mod tests {
     #[test]
     fn frame_len_with_huge_limit_does_not_overflow() {
         assert_eq!(max_frame_body(usize::MAX), usize::MAX);
-        assert_eq!(max_frame_body(usize::MAX - 257), usize::MAX);
-        assert_eq!(max_frame_body(usize::MAX - 258), usize::MAX - 1);
+        assert_eq!(max_frame_body(usize::MAX - 258), usize::MAX);
+        assert_eq!(max_frame_body(usize::MAX - 259), usize::MAX - 1);
         let f = frame("g", b"data");
-        for max in [usize::MAX, usize::MAX - 1, usize::MAX - 257] {
+        for max in [usize::MAX, usize::MAX - 1, usize::MAX - 258] {
             assert_eq!(frame_len(&f, max), Ok(Some(f.len())));
             assert_eq!(frame_len(&[0, 0, 0, 0], max).map_err(|_| ()), Err(()));
             let huge = raw_frame(u32::MAX, &[]);
@@ -801,6 +868,49 @@ mod tests {
         for n in 0..LEN_PREFIX {
             assert_eq!(frame_len(&[0xFF; LEN_PREFIX][..n], 0), Ok(None));
         }
+    }
+
+    #[test]
+    fn heads_with_descriptors() {
+        let mut head = [0u8; MAX_HEAD_LEN];
+        for (acked, fds) in [(true, 1), (false, 7), (true, MAX_FDS)] {
+            let mut f = message_head(&mut head, "grp", 4, acked, fds).to_vec();
+            f.extend_from_slice(b"data");
+            assert_eq!(f.len(), LEN_PREFIX + 3 + 3 + 4);
+            assert_eq!(frame_len(&f, 4), Ok(Some(f.len())));
+            assert_eq!(fd_count(&f), fds);
+            let m = decode_message(Bytes::from(f)).expect("decodes");
+            assert_eq!((m.group.as_str(), &m.data[..]), ("grp", &b"data"[..]));
+            assert_eq!(m.ack_wanted, acked);
+            assert!(
+                m.fds.is_empty(),
+                "the reader, not the decoder, puts them here"
+            );
+        }
+        // Without descriptors, the head is the one of version 3.
+        let plain = message_head(&mut head, "g", 0, true, 0).to_vec();
+        assert_eq!(plain, [3, 0, 0, 0, KIND_MESSAGE, 1, b'g']);
+        assert_eq!(fd_count(&plain), 0);
+        // The largest head fits the largest group and a count.
+        let long = "g".repeat(MAX_GROUP_LEN);
+        assert_eq!(
+            message_head(&mut head, &long, 0, false, 1).len(),
+            MAX_HEAD_LEN
+        );
+        for (count, what) in [
+            (0u8, "frame (a count of 0 descriptors)"),
+            (254, "frame (more descriptors than 253)"),
+        ] {
+            let f = raw_frame(4, &[KIND_MESSAGE | WITH_FDS, 1, count, b'g']);
+            assert_eq!(malformed(decode_message(Bytes::from(f))), what);
+        }
+        let f = raw_frame(2, &[KIND_MESSAGE | WITH_FDS, 0]);
+        assert_eq!(
+            malformed(decode_message(Bytes::from(f))),
+            "frame (too short)"
+        );
+        assert_eq!(fd_count(&encode_ack(3)), 0);
+        assert_eq!(fd_count(&[]), 0);
     }
 
     #[test]
@@ -834,17 +944,26 @@ mod tests {
 
         #[test]
         fn decode_message_never_panics_on_a_consistent_length(
-            kind in prop_oneof![Just(KIND_MESSAGE), any::<u8>()],
+            kind in prop_oneof![
+                Just(KIND_MESSAGE),
+                Just(KIND_MESSAGE | WITH_FDS),
+                Just(KIND_MESSAGE_QUIET | WITH_FDS),
+                any::<u8>(),
+            ],
             group_len in any::<u8>(),
             rest in prop::collection::vec(any::<u8>(), 0..300),
         ) {
             let mut body = vec![kind, group_len];
             body.extend(rest);
             let f = raw_frame(body.len() as u32, &body);
+            let fds = fd_count(&f);
             if let Ok(m) = decode_message(Bytes::from(f)) {
-                prop_assert_eq!(kind, KIND_MESSAGE);
+                prop_assert!([KIND_MESSAGE, KIND_MESSAGE_QUIET].contains(&(kind & !WITH_FDS)));
                 prop_assert_eq!(m.group.len(), usize::from(group_len));
-                prop_assert_eq!(m.group.len() + m.data.len() + 2, body.len());
+                let count_len = usize::from(kind & WITH_FDS != 0);
+                prop_assert_eq!(fds > 0, count_len == 1);
+                prop_assert!(fds <= MAX_FDS);
+                prop_assert_eq!(m.group.len() + m.data.len() + 2 + count_len, body.len());
             }
         }
 
@@ -857,7 +976,7 @@ mod tests {
             max in limit(),
         ) {
             let buf = raw_frame(claimed, &rest);
-            let body_limit = 2 + MAX_GROUP_LEN as u128 + max as u128;
+            let body_limit = 3 + MAX_GROUP_LEN as u128 + max as u128;
             match frame_len(&buf, max) {
                 Ok(Some(n)) => {
                     prop_assert!(n as u128 <= bound(max));

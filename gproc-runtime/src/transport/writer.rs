@@ -5,10 +5,19 @@
 //! the socket turns writable. An acknowledgement that this process owes the peer goes out
 //! in the same `sendmsg` as the next frame, whatever its kind; with no frame going that
 //! way, at the end of the pass (see [`super::pass`]).
+//!
+//! A frame's descriptors go as `SCM_RIGHTS` with the `sendmsg` that writes its first
+//! byte (or, when that write stops short, an earlier byte of the same write): the reader
+//! keeps what arrives in order and has them once the frame is whole. One write carries at
+//! most [`MAX_FDS`] of them, so a batch that would carry more ends before the frame that
+//! would pass the limit. They stay owned here until the write that carries them returned
+//! (the kernel holds its own reference from then on), and close with the connection.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,7 +25,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::oneshot;
 
-use super::wire::{self, ACK_LEN, LEN_PREFIX, MAX_GROUP_LEN};
+use super::wire::{self, ACK_LEN, MAX_FDS};
 use crate::error::{Error, Result};
 
 /// Frames at most this long are copied into the buffer; longer payloads are kept as they
@@ -26,8 +35,8 @@ const COPY_BELOW: usize = 16 * 1024;
 pub(crate) const OUT_LIMIT: usize = 1 << 20;
 /// The most slices one `sendmsg` takes here.
 const MAX_SLICES: usize = 64;
-/// The largest frame head: length, kind, group length, group.
-pub(crate) const MAX_HEAD: usize = LEN_PREFIX + 2 + MAX_GROUP_LEN;
+/// The largest frame head: length, kind, group length, descriptor count, group.
+pub(crate) const MAX_HEAD: usize = wire::MAX_HEAD_LEN;
 
 /// Whether a frame may wait in the buffer for a write that is coming anyway.
 #[derive(Clone, Copy)]
@@ -63,6 +72,10 @@ pub(crate) struct Out {
     tail: BytesMut,
     /// Bytes in `chunks` and `tail`.
     queued: usize,
+    /// Bytes handed over so far, written or queued: the stream offset after `tail`.
+    end: u64,
+    /// The descriptors of queued frames, by the stream offset of each frame's first byte.
+    fds: VecDeque<(u64, Vec<OwnedFd>)>,
     /// Acknowledged frames handed over so far.
     sent_acked: u64,
     /// Sends waiting for their acknowledgement, by their number among those frames.
@@ -88,6 +101,8 @@ impl Out {
         self.chunks.clear();
         self.tail.clear();
         self.queued = 0;
+        // Closed here: the peer never got them.
+        self.fds.clear();
         for (_, done) in self.waiting.drain(..) {
             let _ = done.send(Err(Error::ConnectionLost));
         }
@@ -98,6 +113,7 @@ impl Out {
             return;
         }
         self.queued += bytes.len();
+        self.end += bytes.len() as u64;
         match owned {
             Some(data) if bytes.len() >= COPY_BELOW => {
                 if !self.tail.is_empty() {
@@ -131,16 +147,19 @@ impl Out {
     }
 
     /// Writes a message frame now if nothing waits before it and it need not wait
-    /// (`hold`), else queues it; with the owed acknowledgement in front. With `acked`,
-    /// returns what resolves once the peer has queued it.
+    /// (`hold`), else queues it; with the owed acknowledgement in front, and `fds` (at
+    /// most [`MAX_FDS`], which the head counts) beside it. With `acked`, returns what
+    /// resolves once the peer has queued it.
     pub(crate) fn message(
         &mut self,
         stream: &UnixStream,
         frame: (&[u8], &Bytes),
+        fds: Vec<OwnedFd>,
         acked: bool,
         owed: u64,
         hold: bool,
     ) -> std::io::Result<Option<Ack>> {
+        debug_assert!(fds.len() <= MAX_FDS);
         let (head, data) = frame;
         let ack = self.take_owed(owed);
         let waiter = acked.then(|| {
@@ -150,15 +169,26 @@ impl Out {
             Ack(acked)
         });
         let parts: [&[u8]; 3] = [ack.as_ref().map_or(&[][..], |a| &a[..]), head, data];
+        let starts_at = self.end + parts[0].len() as u64;
         let mut written = 0;
+        let mut fds = Some(fds).filter(|fds| !fds.is_empty());
         if self.queued == 0 && !hold {
-            written = send(stream, &parts.map(IoSlice::new))?.unwrap_or(0);
+            let borrowed = borrow(fds.iter().flatten());
+            written = send(stream, &parts.map(IoSlice::new), &borrowed)?.unwrap_or(0);
+            if written > 0 {
+                // The kernel took them with the first byte written.
+                fds = None;
+            }
+            self.end += written as u64;
         }
         // Keep what the socket did not take, in order.
         for (i, part) in parts.iter().enumerate() {
             let skip = written.min(part.len());
             written -= skip;
             self.push(&part[skip..], (i == 2).then_some(data));
+        }
+        if let Some(fds) = fds {
+            self.fds.push_back((starts_at, fds));
         }
         Ok(waiter)
     }
@@ -171,12 +201,63 @@ impl Out {
             if slices.len() < MAX_SLICES {
                 slices.push(IoSlice::new(&self.tail));
             }
-            let Some(n) = send(stream, &slices)? else {
+            let (carried, upto) = self.fds_for(slices.iter().map(|s| s.len()).sum());
+            if let Some(upto) = upto {
+                slices = self.prefix(upto);
+            }
+            let borrowed = borrow(self.fds.iter().take(carried).flat_map(|(_, fds)| fds));
+            let Some(n) = send(stream, &slices, &borrowed)? else {
                 return Ok(false);
             };
+            drop(borrowed);
+            if n > 0 {
+                self.fds.drain(..carried);
+            }
             self.advance(n);
         }
         Ok(true)
+    }
+
+    /// For a write of `len` bytes from the first one queued: how many of the queued
+    /// frames' descriptor lists it carries (those of the frames starting in it, up to
+    /// [`MAX_FDS`] descriptors), and where it must end if a frame that starts in it
+    /// would pass that limit.
+    fn fds_for(&self, len: usize) -> (usize, Option<usize>) {
+        let first = self.end - self.queued as u64;
+        let (mut lists, mut count) = (0, 0);
+        for (at, fds) in &self.fds {
+            if *at >= first + len as u64 {
+                break;
+            }
+            if count + fds.len() > MAX_FDS {
+                // Never at `first`: the first list alone is within the limit.
+                return (lists, Some((at - first) as usize));
+            }
+            count += fds.len();
+            lists += 1;
+        }
+        (lists, None)
+    }
+
+    /// Slices of the first `len` bytes queued (fewer than [`MAX_SLICES`] pieces: `len`
+    /// ends within those `flush` takes).
+    fn prefix(&self, mut len: usize) -> Vec<IoSlice<'_>> {
+        let mut slices = Vec::new();
+        for piece in self.chunks.iter().map(|c| &c[..]).chain([&self.tail[..]]) {
+            if len == 0 {
+                break;
+            }
+            let take = piece.len().min(len);
+            slices.push(IoSlice::new(&piece[..take]));
+            len -= take;
+        }
+        slices
+    }
+
+    /// Descriptors waiting to be written, for tests.
+    #[cfg(test)]
+    fn fds_waiting(&self) -> usize {
+        self.fds.iter().map(|(_, fds)| fds.len()).sum()
     }
 
     fn advance(&mut self, mut n: usize) {
@@ -234,14 +315,32 @@ impl Out {
     }
 }
 
-/// One `sendmsg`: `Ok(None)` when the socket is full. `MSG_NOSIGNAL`, so that a peer
-/// gone meanwhile is an error here and never a `SIGPIPE` for the process.
-fn send(stream: &UnixStream, slices: &[IoSlice<'_>]) -> std::io::Result<Option<usize>> {
+fn borrow<'a>(fds: impl Iterator<Item = &'a OwnedFd>) -> Vec<BorrowedFd<'a>> {
+    fds.map(AsFd::as_fd).collect()
+}
+
+/// One `sendmsg`, with `fds` as `SCM_RIGHTS` unless empty: `Ok(None)` when the socket is
+/// full (then the peer got none of them). `MSG_NOSIGNAL`, so that a peer gone meanwhile
+/// is an error here and never a `SIGPIPE` for the process.
+fn send(
+    stream: &UnixStream,
+    slices: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<Option<usize>> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = if fds.is_empty() {
+        rustix::net::SendAncillaryBuffer::default()
+    } else {
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        let pushed = control.push(rustix::net::SendAncillaryMessage::ScmRights(fds));
+        debug_assert!(pushed, "room for {MAX_FDS} descriptors");
+        control
+    };
     loop {
         let sent = rustix::net::sendmsg(
             stream,
             slices,
-            &mut rustix::net::SendAncillaryBuffer::default(),
+            &mut control,
             rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
         );
         match sent {
@@ -253,5 +352,116 @@ fn send(stream: &UnixStream, slices: &[IoSlice<'_>]) -> std::io::Result<Option<u
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::transport::reader::{Ended, In, Step};
+    use crate::transport::wire::Frame;
+
+    fn devnull(n: usize) -> Vec<OwnedFd> {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        (0..n).map(|_| file.try_clone().unwrap().into()).collect()
+    }
+
+    /// Queues (`hold`) or writes a message of `fds.len()` descriptors to `group`.
+    fn message(out: &mut Out, stream: &UnixStream, group: &str, fds: Vec<OwnedFd>, hold: bool) {
+        let mut head = [0u8; MAX_HEAD];
+        let data = Bytes::from_static(b"data");
+        let head = wire::message_head(&mut head, group, data.len(), false, fds.len());
+        out.message(stream, (head, &data), fds, false, 0, hold)
+            .unwrap();
+    }
+
+    /// Everything `theirs` holds, as (group, descriptors) per message.
+    fn read_all(theirs: &UnixStream) -> Vec<(String, Vec<OwnedFd>)> {
+        let mut got = Vec::new();
+        let mut take = |frame: Frame| match frame {
+            Frame::Message(m) => {
+                got.push((m.group, m.fds));
+                Step::Next
+            }
+            other => panic!("{other:?}"),
+        };
+        let ended = In::new(&[]).run(theirs, 1024, false, &mut take);
+        assert!(matches!(ended, Ended::Waiting));
+        got
+    }
+
+    #[test]
+    fn descriptors_cross_with_their_frame_and_close_here_once_written() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let (mut pipe_in, pipe_out) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut out = Out::default();
+        message(&mut out, &ours, "a", Vec::new(), false);
+        message(&mut out, &ours, "b", vec![pipe_out.into()], false);
+        assert_eq!((out.queued(), out.fds_waiting()), (0, 0));
+        let mut got = read_all(&theirs);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].1.is_empty());
+        let (group, fds) = got.pop().unwrap();
+        assert_eq!((group.as_str(), fds.len()), ("b", 1));
+        let mut end = std::os::unix::net::UnixStream::from(fds.into_iter().next().unwrap());
+        end.write_all(b"through").unwrap();
+        drop(end);
+        // The sender's own copy was closed once written: the other end sees the end.
+        let mut seen = Vec::new();
+        pipe_in.read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, b"through");
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_split_before_the_frame_that_passes_it() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let mut out = Out::default();
+        message(&mut out, &ours, "plain", Vec::new(), true);
+        message(&mut out, &ours, "first", devnull(200), true);
+        message(&mut out, &ours, "plain", Vec::new(), true);
+        message(&mut out, &ours, "second", devnull(53), true);
+        message(&mut out, &ours, "third", devnull(1), true);
+        assert_eq!(out.fds_waiting(), 254);
+        // "first" and "second" fit one write (253); it ends where "third" starts.
+        let frame = |group: &str| LEN_PREFIX_OF_FDS + group.len() + 4;
+        const LEN_PREFIX_OF_FDS: usize = wire::LEN_PREFIX + 3;
+        let plain = wire::LEN_PREFIX + 2 + "plain".len() + 4;
+        let third_at = plain + frame("first") + plain + frame("second");
+        assert_eq!(out.fds_for(out.queued()), (2, Some(third_at)));
+        assert_eq!(out.fds_for(plain), (0, None));
+        assert_eq!(out.fds_for(plain + 1), (1, None));
+        assert!(out.flush(&ours).unwrap());
+        assert_eq!((out.queued(), out.fds_waiting()), (0, 0));
+        let got = read_all(&theirs);
+        let counts: Vec<_> = got.iter().map(|(g, f)| (g.as_str(), f.len())).collect();
+        assert_eq!(
+            counts,
+            [
+                ("plain", 0),
+                ("first", 200),
+                ("plain", 0),
+                ("second", 53),
+                ("third", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_connection_closes_the_descriptors_it_held() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (mut pipe_in, pipe_out) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut out = Out::default();
+        message(&mut out, &ours, "held", vec![pipe_out.into()], true);
+        assert_eq!(out.fds_waiting(), 1);
+        out.fail_all();
+        assert_eq!(out.fds_waiting(), 0);
+        let mut seen = Vec::new();
+        pipe_in.read_to_end(&mut seen).unwrap();
+        assert!(seen.is_empty());
+        drop(theirs);
     }
 }
