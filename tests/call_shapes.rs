@@ -11,6 +11,7 @@
 
 mod support;
 
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,10 @@ const TESTS: &[(&str, fn())] = &[
         stream_million_items_slow_consumer,
     ),
     ("stream::hundred_at_once", stream_hundred_at_once),
+    ("fd::pipe_inside_a_struct", fd_pipe_inside_a_struct),
+    ("fd::file_and_socket_returned", fd_file_and_socket_returned),
+    ("fd::none_left_open", fd_none_left_open),
+    ("fd::too_many_for_one_call", fd_too_many_for_one_call),
     (
         "blocking::call_stream_and_manager_without_a_runtime",
         blocking_call_stream_and_manager_without_a_runtime,
@@ -100,6 +105,22 @@ pub trait Shapes {
     async fn produced(&self, tag: u32) -> (u64, u32);
     /// The server's resident memory, in KiB.
     async fn rss(&self) -> u64;
+    /// Writes `target.label` through `target.pipe`; returns how many bytes it wrote.
+    async fn write_to(&self, target: Target) -> u64;
+    /// A file holding `text` (read from its start), and a socket whose other end has
+    /// written `text` and closed.
+    async fn file_and_socket(&self, text: String) -> Result<(gproc::Fd, gproc::Fd), String>;
+    /// How many descriptors the server holds.
+    async fn fds(&self) -> u64;
+    /// How many descriptors came in `fds`.
+    async fn how_many(&self, fds: Vec<gproc::Fd>) -> u64;
+}
+
+/// A descriptor inside a type of the user's own.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    label: String,
+    pipe: gproc::Fd,
 }
 
 /// What a `count` stream does.
@@ -210,6 +231,38 @@ impl Shapes for ShapesImpl {
     async fn rss(&self) -> u64 {
         rss_kib(std::process::id())
     }
+
+    async fn write_to(&self, target: Target) -> u64 {
+        let mut pipe = std::fs::File::from(target.pipe.into_owned());
+        pipe.write_all(target.label.as_bytes())
+            .expect("write to the pipe");
+        target.label.len() as u64
+    }
+
+    async fn file_and_socket(&self, text: String) -> Result<(gproc::Fd, gproc::Fd), String> {
+        let mut file = tempfile::tempfile().map_err(|e| e.to_string())?;
+        file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| e.to_string())?;
+        let (mut ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+        ours.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        Ok((gproc::Fd::new(file), gproc::Fd::new(theirs)))
+    }
+
+    async fn fds(&self) -> u64 {
+        fd_count(std::process::id())
+    }
+
+    async fn how_many(&self, fds: Vec<gproc::Fd>) -> u64 {
+        fds.len() as u64
+    }
+}
+
+fn fd_count(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/<pid>/fd")
+        .count() as u64
 }
 
 // =======================================================================================
@@ -805,4 +858,120 @@ fn blocking_call_stream_and_manager_without_a_runtime() {
     assert_eq!(line, "manager killed=true");
     let status = peer.wait(LONG);
     assert!(status.success(), "the blocking program exited: {status}");
+}
+
+// =======================================================================================
+// Descriptors
+// =======================================================================================
+
+/// A pipe's write end, inside a struct, crosses to the server, which writes through it;
+/// this process reads what it wrote from the read end.
+fn fd_pipe_inside_a_struct() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let (mut read_end, write_end) = pipe();
+        let target = Target {
+            label: "written by the server".into(),
+            pipe: gproc::Fd::new(write_end),
+        };
+        let n = within(LONG, "write_to", client.write_to(target))
+            .await
+            .expect("write_to");
+        // Our copy went with the request; the server's closed after its write: EOF.
+        let mut got = String::new();
+        read_end.read_to_string(&mut got).expect("read the pipe");
+        assert_eq!(got, "written by the server");
+        assert_eq!(n, got.len() as u64);
+    });
+}
+
+/// A method returns a file and a socket: this process reads the file from its start, and
+/// what the server wrote into the socket's other end.
+fn fd_file_and_socket_returned() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let (file, socket) = within(LONG, "file_and_socket", client.file_and_socket("hi".into()))
+            .await
+            .expect("the call")
+            .expect("the server made them");
+        let mut text = String::new();
+        std::fs::File::from(file.into_owned())
+            .read_to_string(&mut text)
+            .expect("read the file");
+        assert_eq!(text, "hi", "the file's content");
+        let mut socket = std::os::unix::net::UnixStream::from(socket.into_owned());
+        let mut said = String::new();
+        socket.read_to_string(&mut said).expect("read the socket");
+        assert_eq!(said, "hi", "what the server wrote into the socket");
+    });
+}
+
+/// After 200 calls that pass descriptors both ways, neither process holds more
+/// descriptors than before them.
+fn fd_none_left_open() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        // Warm-up: the connection and whatever the first calls open for good.
+        let _ = client
+            .file_and_socket("warm".into())
+            .await
+            .expect("warm-up");
+        let (server_before, client_before) = (
+            client.fds().await.expect("fds"),
+            fd_count(std::process::id()),
+        );
+        for i in 0..100 {
+            let (_read_end, write_end) = pipe();
+            let target = Target {
+                label: format!("{i}"),
+                pipe: gproc::Fd::new(write_end),
+            };
+            client.write_to(target).await.expect("write_to");
+            let pair = client.file_and_socket(format!("{i}")).await.expect("call");
+            drop(pair.expect("made"));
+        }
+        let (server_after, client_after) = (
+            client.fds().await.expect("fds"),
+            fd_count(std::process::id()),
+        );
+        println!(
+            "descriptors: server {server_before} -> {server_after}, \
+             client {client_before} -> {client_after}"
+        );
+        assert_eq!(server_after, server_before, "the server's descriptors");
+        assert_eq!(client_after, client_before, "the client's descriptors");
+    });
+}
+
+/// 253 descriptors cross in one call; 254 are `TooManyFds` before anything is sent, and
+/// the server's descriptors are as before.
+fn fd_too_many_for_one_call() {
+    let server = server(&[]);
+    block_on(async {
+        let client = ShapesClient::new(server.pid());
+        let before = client.fds().await.expect("fds");
+        let copies = |n: usize| -> Vec<gproc::Fd> {
+            let file = std::fs::File::open("/dev/null").expect("/dev/null");
+            (0..n)
+                .map(|_| gproc::Fd::new(file.try_clone().expect("dup")))
+                .collect()
+        };
+        let n = client.how_many(copies(253)).await.expect("253 descriptors");
+        assert_eq!(n, 253);
+        let result = client.how_many(copies(254)).await;
+        assert!(
+            matches!(
+                result,
+                Err(RpcError::Transport(Error::TooManyFds {
+                    count: 254,
+                    limit: 253
+                }))
+            ),
+            "254 descriptors in one call: {result:?}"
+        );
+        assert_eq!(client.fds().await.expect("fds"), before, "none left open");
+    });
 }

@@ -51,12 +51,6 @@ fn main() {
 // Helpers
 // =======================================================================================
 
-/// A pipe: (read end, write end), close-on-exec.
-fn pipe() -> (File, OwnedFd) {
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
-    (File::from(read), write)
-}
-
 /// Everything `read` gives until its end: returns once every copy of the write end is
 /// closed, in whichever process (a leaked copy hangs it, and the guard fails the test).
 fn to_end(mut read: File, what: &str) -> String {

@@ -725,3 +725,9 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/<pid>/status")
 }
+
+/// A pipe: (read end, write end), close-on-exec.
+pub fn pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
+    (std::fs::File::from(read), write)
+}

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,7 @@ use super::contract::{
     RpcError, ServiceDescription, ServiceInfo, Stub, WithTimeout, DEFAULT_TIMEOUT,
 };
 use super::inflow::Opening;
-use super::routing;
-use super::stream::decoding;
+use super::{fd, local, routing, stream};
 use crate::config::settings;
 use crate::error::Error;
 use crate::groups::{INTROSPECT_GROUP, REQUEST_PREFIX};
@@ -137,10 +137,16 @@ where
     fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
         let (pid, info, timeout, group) = (self.pid, self.info, self.timeout, self.group.clone());
         async move {
-            let (reply, peer) = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
-            // The streams in the reply come on its connection.
+            let (reply, fds, peer) = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
+            // The streams in the reply come on its connection; its descriptors came with it.
             let opening = Opening { peer, group };
-            decoding(opening, || postcard::from_bytes(&reply)).map_err(|e| {
+            let decoded = fd::decoding(fds, || {
+                stream::decoding(opening, || postcard::from_bytes(&reply))
+            });
+            decoded.map_err(|e| {
+                if let Some(refusal) = local::take_refusal() {
+                    return local::error(refusal);
+                }
                 tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
                 RpcError::Decode
             })
@@ -242,7 +248,7 @@ async fn raw_call(
     info: &'static ServiceInfo,
     body: &impl Serialize,
     timeout: Duration,
-) -> Result<(Bytes, Arc<Peer>), RpcError> {
+) -> Result<(Bytes, Vec<OwnedFd>, Arc<Peer>), RpcError> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     // Calling is a first use too: bind our endpoint, as sending does.
     if let Err(e) = routing::up() {
@@ -256,7 +262,9 @@ async fn raw_call(
         fingerprint: info.fingerprint,
         timeout,
     };
-    let data = head.encode(body)?;
+    // The descriptors in the request go with its message.
+    let (data, fds) = fd::encoding(|| head.encode(body));
+    let data = data?;
     // One timer for the whole call, set before the request goes out.
     let expired = crate::rt::sleep_until(deadline);
     tokio::pin!(expired);
@@ -274,12 +282,12 @@ async fn raw_call(
     };
     // The reply tells of delivery, and a closed connection of failure: no need for an
     // acknowledgement. Other calls in flight to this peer: this request may share a write.
-    if let Err(e) = peer.send_message(&pending.group, &data, false, Hold::Batch) {
+    if let Err(e) = peer.send_message_fds(&pending.group, &data, fds, false, Hold::Batch) {
         pending.answered = true;
         return Err(RpcError::Transport(e));
     }
     driver::attend();
-    let (status, body) = tokio::select! {
+    let (status, body, fds) = tokio::select! {
         reply = rx => reply.map_err(|_| RpcError::Transport(Error::ConnectionLost))?,
         () = peer.closed() => {
             pending.answered = true;
@@ -290,13 +298,20 @@ async fn raw_call(
     pending.answered = true;
     let service = || info.name.to_owned();
     match status {
-        Status::Ok => Ok((body, peer)),
+        Status::Ok => Ok((body, fds, peer)),
         Status::NotServed => Err(RpcError::ServiceNotServed { service: service() }),
         Status::SchemaMismatch => Err(RpcError::SchemaMismatch { service: service() }),
         // A stream's frames never answer a call (the replies' route takes them first).
         Status::Decode | Status::Item | Status::End | Status::Failed => Err(RpcError::Decode),
         Status::Panicked => Err(RpcError::HandlerPanicked),
         Status::Deadline => Err(RpcError::DeadlineExceeded),
+        Status::TooManyFds => {
+            let count = postcard::from_bytes::<u64>(&body).unwrap_or_default();
+            Err(RpcError::Transport(Error::TooManyFds {
+                count: usize::try_from(count).unwrap_or(usize::MAX),
+                limit: crate::transport::wire::MAX_FDS,
+            }))
+        }
         Status::TooLarge => {
             let (size, limit) = postcard::from_bytes::<(u64, u64)>(&body).unwrap_or_default();
             Err(RpcError::Transport(Error::MessageTooLarge {

@@ -40,6 +40,9 @@ pub(super) enum Status {
     /// Stream `id` failed; the body is the status that says why (`Panicked`, `Decode`,
     /// `TooLarge`).
     Failed = 9,
+    /// The reply held more descriptors than one message carries; the body holds how
+    /// many (u64).
+    TooManyFds = 10,
 }
 
 impl Status {
@@ -54,6 +57,7 @@ impl Status {
             7 => Status::Item,
             8 => Status::End,
             9 => Status::Failed,
+            10 => Status::TooManyFds,
             _ => Status::Decode,
         }
     }

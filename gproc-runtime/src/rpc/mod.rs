@@ -26,6 +26,7 @@ mod caller;
 mod client;
 mod codec;
 mod contract;
+mod fd;
 mod inflow;
 mod local;
 mod outflow;
@@ -40,6 +41,7 @@ pub use contract::{
     MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, ServiceRequest, Stub,
     WithTimeout, DEFAULT_TIMEOUT,
 };
+pub use fd::Fd;
 #[cfg(feature = "tarpc")]
 pub(crate) use local::{error as local_only_error, take_refusal};
 pub(crate) use routing::up;

@@ -2,6 +2,7 @@
 //! inbox.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use bytes::Bytes;
@@ -12,9 +13,12 @@ use crate::groups::{INTROSPECT_GROUP, REPLY_GROUP, REQUEST_PREFIX};
 use crate::inbox::{self, Route};
 use crate::transport::{lock, wire, Delivery, Peer};
 
+/// A reply: its status, its body, and the descriptors its message brought.
+pub(super) type Reply = (Status, Bytes, Vec<OwnedFd>);
+
 /// A call waiting for its reply: where to hand it, and the connection it must come on.
 struct Waiting {
-    reply: oneshot::Sender<(Status, Bytes)>,
+    reply: oneshot::Sender<Reply>,
     peer: Arc<Peer>,
 }
 
@@ -24,7 +28,7 @@ fn waiting() -> &'static Mutex<HashMap<u64, Waiting>> {
 }
 
 /// Notes that call `id` on `peer` waits for its reply.
-pub(super) fn expect(id: u64, peer: &Arc<Peer>, reply: oneshot::Sender<(Status, Bytes)>) {
+pub(super) fn expect(id: u64, peer: &Arc<Peer>, reply: oneshot::Sender<Reply>) {
     let peer = peer.clone();
     lock(waiting()).insert(id, Waiting { reply, peer });
 }
@@ -39,7 +43,7 @@ pub(super) fn forget(id: u64) {
 struct Replies;
 
 impl Route for Replies {
-    fn deliver(&self, peer: &Arc<Peer>, message: wire::Message) -> Delivery {
+    fn deliver(&self, peer: &Arc<Peer>, mut message: wire::Message) -> Delivery {
         let Some((status, id, body)) = decode_reply(&message.data) else {
             return Delivery::Refused("an RPC reply without its header".into());
         };
@@ -52,7 +56,9 @@ impl Route for Replies {
         if waiting.get(&id).is_some_and(|w| Arc::ptr_eq(&w.peer, peer)) {
             if let Some(w) = waiting.remove(&id) {
                 drop(waiting);
-                let _ = w.reply.send((status, body));
+                let _ = w
+                    .reply
+                    .send((status, body, std::mem::take(&mut message.fds)));
             }
         }
         Delivery::Taken

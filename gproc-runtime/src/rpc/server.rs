@@ -9,6 +9,7 @@
 //! connection stop taking requests, until it reads.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,7 +24,7 @@ use super::caller::{serving, Caller};
 use super::codec::{encode_reply, Kind, RequestHead, Status, REQUEST_HEAD};
 use super::contract::{RpcError, Serve, ServiceDescription, ServiceInfo};
 use super::outflow::Outflows;
-use super::stream::encoding;
+use super::{fd, stream};
 use crate::config::settings;
 use crate::groups::{INTROSPECT_GROUP, REPLY_GROUP, REQUEST_PREFIX};
 use crate::inbox::Route;
@@ -143,7 +144,7 @@ where
         self: Arc<Self>,
         peer: &Arc<Peer>,
         head: RequestHead,
-        message: wire::Message,
+        mut message: wire::Message,
     ) -> Delivery {
         let client = lock(&self.clients)
             .entry(client_key(peer))
@@ -166,7 +167,12 @@ where
                 return Delivery::Full(message);
             }
         }
-        let Ok(req) = postcard::from_bytes::<S::Req>(&message.data[REQUEST_HEAD..]) else {
+        // The request's descriptors go to the values that name them; the rest close.
+        let fds = std::mem::take(&mut message.fds);
+        let decoded = fd::decoding(fds, || {
+            postcard::from_bytes::<S::Req>(&message.data[REQUEST_HEAD..])
+        });
+        let Ok(req) = decoded else {
             reply(peer, head.id, Status::Decode, &());
             return Delivery::Taken;
         };
@@ -202,14 +208,18 @@ where
             };
             let data = match outcome {
                 Ok(Ok(resp)) => {
-                    let (data, streams) = encoding(|| encode_reply(head.id, Status::Ok, &resp));
+                    let ((data, streams), fds) = fd::encoding(|| {
+                        stream::encoding(|| encode_reply(head.id, Status::Ok, &resp))
+                    });
                     // A reply too large to send opens nothing.
-                    if !oneway && data.len() <= reply_limit(&peer) {
+                    let sent =
+                        !oneway && data.len() <= reply_limit(&peer) && fds.len() <= wire::MAX_FDS;
+                    if sent {
                         for stream in streams {
                             this.outflows.start(&this.runtime, &peer, stream);
                         }
                     }
-                    data
+                    (data, fds)
                 }
                 Ok(Err(panic)) => {
                     let told = if oneway {
@@ -223,14 +233,14 @@ where
                         "gproc: a handler panicked: {}; {told}",
                         panic_message(&*panic)
                     );
-                    encode_reply(head.id, Status::Panicked, &())
+                    (encode_reply(head.id, Status::Panicked, &()), Vec::new())
                 }
-                Err(()) => encode_reply(head.id, Status::Deadline, &()),
+                Err(()) => (encode_reply(head.id, Status::Deadline, &()), Vec::new()),
             };
             lock(&this.running).remove(&key);
             this.finished(&peer, &client);
             if !oneway {
-                send_reply(&peer, head.id, data);
+                send_reply_fds(&peer, head.id, data.0, data.1);
             }
         });
         // A one-way call's caller cannot cancel it: it was answered already.
@@ -282,15 +292,26 @@ fn reply_limit(peer: &Peer) -> usize {
 /// Sends a reply on the connection the request came on. One too large for the caller
 /// is answered with its size, so that the caller does not wait out its deadline.
 fn send_reply(peer: &Arc<Peer>, id: u64, data: Bytes) {
+    send_reply_fds(peer, id, data, Vec::new());
+}
+
+/// Sends a reply and the descriptors in it. One the caller cannot take (too large, or
+/// with more descriptors than a message carries) is answered with what was wrong, and
+/// its descriptors are closed.
+fn send_reply_fds(peer: &Arc<Peer>, id: u64, data: Bytes, fds: Vec<OwnedFd>) {
     let limit = reply_limit(peer);
-    let data = if data.len() > limit {
-        encode_reply(id, Status::TooLarge, &(data.len() as u64, limit as u64))
+    let (data, fds) = if data.len() > limit {
+        let size = (data.len() as u64, limit as u64);
+        (encode_reply(id, Status::TooLarge, &size), Vec::new())
+    } else if fds.len() > wire::MAX_FDS {
+        let count = fds.len() as u64;
+        (encode_reply(id, Status::TooManyFds, &count), Vec::new())
     } else {
-        data
+        (data, fds)
     };
     // Replies finishing close together share a write (see `Hold`).
     let hold = Hold::Batch;
-    if let Err(e) = peer.send_message(REPLY_GROUP, &data, false, hold) {
+    if let Err(e) = peer.send_message_fds(REPLY_GROUP, &data, fds, false, hold) {
         tracing::debug!(peer = peer.pid, "gproc: could not deliver a reply: {e}");
     }
 }

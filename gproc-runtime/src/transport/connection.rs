@@ -355,8 +355,7 @@ impl Peer {
         for item in data {
             let mut head = [0u8; MAX_HEAD];
             let head = wire::message_head(&mut head, group, item.len(), false, 0);
-            if let Err(e) = out.message(&self.stream, (head, item), Vec::new(), false, owed, true)
-            {
+            if let Err(e) = out.message(&self.stream, (head, item), Vec::new(), false, owed, true) {
                 drop(out);
                 self.close(&format!("write failed: {e}"));
                 return Err(Error::ConnectionLost);
