@@ -10,6 +10,7 @@
 //! - [`reader`] reads frames from a peer and hands each message to the [`Sink`] that the
 //!   layer above installed (the inbox); [`writer`] writes frames, carrying the
 //!   acknowledgement owed to the peer in the same `writev` as any frame going its way.
+//!   A message's descriptors cross as `SCM_RIGHTS` beside its bytes (see [`wire`]).
 //! - [`driver`] decides *who* runs the two: the task or thread that waits.
 //!
 //! # Where I/O runs, and why
