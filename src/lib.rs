@@ -224,6 +224,56 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Descriptors
+//!
+//! [`Fd`] may appear anywhere in a method's arguments or return value, inside the user's
+//! own types too: it crosses by `SCM_RIGHTS` and arrives as a new descriptor of the same
+//! open file (a listening socket, a pipe, a file). Raw messages carry them too, with
+//! [`send_fds`] and [`receive_fds`]; a message taken with plain [`receive`] has its
+//! descriptors closed, and so has a message that is refused or never taken. More than
+//! [`MAX_FDS`] in one message is [`Error::TooManyFds`], before anything is sent.
+//! `examples/handover.rs` hands a TCP listener to a new process for a restart in which no
+//! connection is refused.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::os::unix::net::UnixStream;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! pub struct Job {
+//!     name: String,
+//!     output: gproc::Fd,
+//! }
+//!
+//! #[gproc::service]
+//! pub trait Worker {
+//!     async fn run(&self, job: Job) -> Result<(), String>;
+//! }
+//!
+//! struct MyWorker;
+//!
+//! impl Worker for MyWorker {
+//!     async fn run(&self, job: Job) -> Result<(), String> {
+//!         let mut output = UnixStream::from(job.output.into_owned());
+//!         write!(output, "{} done", job.name).map_err(|e| e.to_string())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! let (mut ours, theirs) = UnixStream::pair()?;
+//! // `WorkerClient::new(pid)` across processes; in-process here.
+//! let worker = WorkerClient::from_stub(WorkerServer::new(MyWorker));
+//! worker.run(Job { name: "backup".into(), output: gproc::Fd::new(theirs) }).await??;
+//! let mut said = String::new();
+//! ours.read_to_string(&mut said)?;
+//! assert_eq!(said, "backup done");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok(()) }
+//! ```
+//!
 //! # One-way calls
 //!
 //! `#[gproc(oneway)]` on a method returning `()` makes its call return once the serving
