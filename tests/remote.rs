@@ -37,8 +37,8 @@ const TESTS: &[(&str, fn())] = &[
     ("tcp::dropping_serving_stops_it", dropping_serving_stops_it),
     ("tls::serve_io_and_connect_io", tls_serve_io_and_connect_io),
     (
-        "local_only::stream_is_a_clear_error",
-        stream_is_a_clear_error,
+        "local_only::stream_and_fd_are_clear_errors",
+        stream_and_fd_are_clear_errors,
     ),
 ];
 
@@ -590,6 +590,7 @@ fn dropping_serving_stops_it() {
 #[gproc::service]
 pub trait Feed {
     async fn items(&self, n: u32) -> gproc::Stream<u32>;
+    async fn take(&self, fd: gproc::Fd) -> u32;
     async fn ping(&self) -> u32;
 }
 
@@ -599,15 +600,19 @@ impl Feed for FeedImpl {
     async fn items(&self, n: u32) -> gproc::Stream<u32> {
         gproc::Stream::new(futures_util::stream::iter(0..n))
     }
+    async fn take(&self, _fd: gproc::Fd) -> u32 {
+        2
+    }
     async fn ping(&self) -> u32 {
         1
     }
 }
 
-/// A method returning a stream, called through the bridge: `RpcError::LocalOnly`, which
-/// names the stream, at once; the connection and the server go on.
-fn stream_is_a_clear_error() {
-    run("local_only::stream_is_a_clear_error", async {
+/// A method returning a stream, or taking a descriptor, called through the bridge:
+/// `RpcError::LocalOnly`, which names the value, at once; the connection and the server
+/// go on.
+fn stream_and_fd_are_clear_errors() {
+    run("local_only::stream_and_fd_are_clear_errors", async {
         let serving = gproc::tarpc::serve("127.0.0.1:0", FeedServer::new(FeedImpl))
             .await
             .expect("serve on port 0");
