@@ -154,19 +154,23 @@ impl<T: Serialize + Send + 'static> Serialize for Stream<T> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            if let Some(items) = items {
+            // A stream sent already has nothing left to send.
+            Some(items.map(|items| {
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                 sending.push(Outgoing {
                     id,
                     items: Box::pin(items.map(move |item| {
                         item.and_then(|item| super::codec::encode_item(id, &item))
                     })),
                 });
-            }
-            Some(id)
+                id
+            }))
         });
         match handed {
-            Some(id) => serializer.serialize_u64(id),
+            Some(Some(id)) => serializer.serialize_u64(id),
+            Some(None) => Err(serde::ser::Error::custom(
+                "this gproc::Stream was sent already",
+            )),
             None => Err(refuse(LOCAL_ONLY, serde::ser::Error::custom)),
         }
     }
@@ -191,6 +195,17 @@ mod tests {
         let s = Stream::new(futures_util::stream::iter([1, 2, 3]));
         let items: Vec<_> = s.map(Result::unwrap).collect().await;
         assert_eq!(items, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_stream_is_sent_once() {
+        let s = Stream::new(futures_util::stream::iter([1u8]));
+        let (first, handed) = encoding(|| postcard::to_allocvec(&s));
+        assert!(first.is_ok());
+        assert_eq!(handed.len(), 1);
+        let (second, handed) = encoding(|| postcard::to_allocvec(&s));
+        assert!(second.is_err(), "sent twice");
+        assert!(handed.is_empty());
     }
 
     #[test]
