@@ -10,6 +10,8 @@
 #              stem that names gproc's and its references':
 #                raw: rt_16, rt_65536, ack_16  (rt_16 -> rt_gproc_16 rt_uds_16)
 #                rpc: add, echo, inflight      (echo -> echo_gproc echo_tarpc echo_uds)
+#                rpc: stream                   (stream -> stream_items send_loop; an
+#                                               operation is an item, or a message)
 #   -n         operations per probe run (default 20000)
 #   -p         pinned (default) or unpinned
 #
@@ -51,7 +53,9 @@ probes=()
 for s in "${scenarios[@]}"; do
     case $bench:$s in
         raw:rt_16|raw:rt_65536|raw:ack_16) probes+=("${s%%_*}_gproc_${s#*_}" "${s%%_*}_uds_${s#*_}") ;;
-        rpc:add|rpc:inflight) probes+=("${s}_gproc" "${s}_tarpc") ;;
+        rpc:add) probes+=(add_gproc add_tarpc add_uds) ;;
+        rpc:inflight) probes+=("${s}_gproc" "${s}_tarpc") ;;
+        rpc:stream) probes+=(stream_items send_loop) ;;
         rpc:echo) probes+=(echo_gproc echo_tarpc echo_uds) ;;
         *) probes+=("$s") ;;
     esac

@@ -2,7 +2,8 @@
 //! the same peer process, on three flavors of driver and peer (a multi-thread tokio
 //! runtime, a current-thread one, and blocking), with both processes pinned to one CPU and
 //! unpinned. A plain Unix-socket echo of the same 64 KiB is the reference for the bytes
-//! echo.
+//! echo, and a plain 16-byte ping-pong the reference for `add`'s latency. A server stream
+//! (`gproc::Stream`) is measured beside a loop of raw acknowledged sends of the same size.
 //!
 //! Run with `cargo bench --bench rpc` (criterion arguments after `--` are forwarded, e.g.
 //! `cargo bench --bench rpc -- unpinned/current_thread/add_latency`;
@@ -24,11 +25,21 @@
 //! on a thread of its own (see [`on_current_thread`]).
 //!
 //! Criterion groups, each `<placement>/<flavor>/<scenario>`: `add_latency` (`gproc`,
-//! `tarpc`), `echo_64KiB` (`gproc`, `tarpc`, `tokio_uds` or `std_uds`) and
-//! `add_64_in_flight` (`gproc`, `tarpc`, in calls per second).
+//! `tarpc`, and the plain 16-byte ping-pong `tokio_uds` or `std_uds`), `echo_64KiB`
+//! (`gproc`, `tarpc`, `tokio_uds` or `std_uds`), `add_64_in_flight` (`gproc`, `tarpc`, in
+//! calls per second) and `stream_16B` (in items or messages per second):
+//!
+//! - `stream_items`: one call of `items(n)`, a `gproc::Stream<[u8; 16]>` of `n` items (an
+//!   operation is an item: a sample of `n` iterations is one stream of `n` items, its
+//!   opening included), consumed as fast as they come; for `blocking`, the call and each
+//!   `next()` run by `gproc::blocking::block_on`, as a program with no runtime reads it;
+//! - `send_loop`: `n` raw `gproc::send_group(peer, "sink", 16 bytes)`, each awaited
+//!   (acknowledged) before the next (`gproc::blocking::send_group` for `blocking`); the
+//!   peer drains the group.
 //!
 //! Probe scenarios (`GPROC_BENCH_PROBE=[<flavor>/]<scenario>:<iterations>`): `add_gproc`,
-//! `add_tarpc`, `echo_gproc`, `echo_tarpc`, `echo_uds`, `inflight_gproc`, `inflight_tarpc`.
+//! `add_tarpc`, `add_uds`, `echo_gproc`, `echo_tarpc`, `echo_uds`, `inflight_gproc`,
+//! `inflight_tarpc`, `stream_items`, `send_loop`.
 
 mod support;
 
@@ -58,7 +69,22 @@ const TARPC_NAME: &str = "tarpc.uds";
 const UDS_NAME: &str = "echo.uds";
 /// Calls in flight in the throughput benchmark, one task (or thread) each.
 const IN_FLIGHT: usize = 64;
+const SMALL: usize = 16;
 const LARGE: usize = 64 * 1024;
+/// The group the send loop sends to, drained by the peer.
+const SINK: &str = "sink";
+/// Items of the stream checked before measuring: several windows of credit (64 items).
+const STREAM_CHECK: u64 = 1000;
+
+/// A stream's item: the same 16 bytes as a send of the send loop (postcard writes a byte
+/// array as its bytes, no length), its index in the first 8, little-endian.
+type Item = [u8; SMALL];
+
+fn item(i: u64) -> Item {
+    let mut item = [0u8; SMALL];
+    item[..8].copy_from_slice(&i.to_le_bytes());
+    item
+}
 
 /// Runs a gproc future to completion on this thread, with no runtime: how the blocking
 /// flavor calls gproc's async RPC client. `gproc::blocking::block_on` replaces this body
@@ -74,9 +100,11 @@ pub trait Bench {
     async fn add(&self, a: i32, b: i32) -> i32;
     /// Answers `data` unchanged.
     async fn echo(&self, data: gproc::Bytes) -> gproc::Bytes;
+    /// `n` items, each [`item`]`(i)` for `i` in `0..n`.
+    async fn items(&self, n: u64) -> gproc::Stream<Item>;
 }
 
-/// The same service for tarpc.
+/// The same service for tarpc (no stream: `items` is gproc's only).
 #[tarpc::service]
 pub trait BenchRpc {
     /// `a + b`.
@@ -95,6 +123,10 @@ impl Bench for Server {
 
     async fn echo(&self, data: gproc::Bytes) -> gproc::Bytes {
         data
+    }
+
+    async fn items(&self, n: u64) -> gproc::Stream<Item> {
+        gproc::Stream::new(futures_util::stream::iter((0..n).map(item)))
     }
 }
 
@@ -116,29 +148,39 @@ fn main() -> ExitCode {
 enum Scenario {
     AddGproc,
     AddTarpc,
+    /// The plain 16-byte ping-pong, `add`'s reference.
+    AddUds,
     EchoGproc,
     EchoTarpc,
     EchoUds,
     InFlightGproc,
     InFlightTarpc,
+    /// One stream of 16-byte items.
+    StreamItems,
+    /// Acknowledged 16-byte sends, one after the other.
+    SendLoop,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 7] = [
+    const ALL: [Scenario; 10] = [
         Scenario::AddGproc,
         Scenario::AddTarpc,
+        Scenario::AddUds,
         Scenario::EchoGproc,
         Scenario::EchoTarpc,
         Scenario::EchoUds,
         Scenario::InFlightGproc,
         Scenario::InFlightTarpc,
+        Scenario::StreamItems,
+        Scenario::SendLoop,
     ];
 
     fn group(self) -> &'static str {
         match self {
-            Scenario::AddGproc | Scenario::AddTarpc => "add_latency",
+            Scenario::AddGproc | Scenario::AddTarpc | Scenario::AddUds => "add_latency",
             Scenario::EchoGproc | Scenario::EchoTarpc | Scenario::EchoUds => "echo_64KiB",
             Scenario::InFlightGproc | Scenario::InFlightTarpc => "add_64_in_flight",
+            Scenario::StreamItems | Scenario::SendLoop => "stream_16B",
         }
     }
 
@@ -146,11 +188,14 @@ impl Scenario {
         match self {
             Scenario::AddGproc => "add_gproc",
             Scenario::AddTarpc => "add_tarpc",
+            Scenario::AddUds => "add_uds",
             Scenario::EchoGproc => "echo_gproc",
             Scenario::EchoTarpc => "echo_tarpc",
             Scenario::EchoUds => "echo_uds",
             Scenario::InFlightGproc => "inflight_gproc",
             Scenario::InFlightTarpc => "inflight_tarpc",
+            Scenario::StreamItems => "stream_items",
+            Scenario::SendLoop => "send_loop",
         }
     }
 
@@ -162,8 +207,10 @@ impl Scenario {
                 "tarpc_current_thread"
             }
             Scenario::AddTarpc | Scenario::EchoTarpc | Scenario::InFlightTarpc => "tarpc",
-            Scenario::EchoUds if blocking => "std_uds",
-            Scenario::EchoUds => "tokio_uds",
+            Scenario::AddUds | Scenario::EchoUds if blocking => "std_uds",
+            Scenario::AddUds | Scenario::EchoUds => "tokio_uds",
+            Scenario::StreamItems => "stream_items",
+            Scenario::SendLoop => "send_loop",
         }
     }
 }
@@ -181,6 +228,7 @@ impl Benchmark for Rpc {
         spawn_server_task("tarpc", tarpc_server(tarpc));
         spawn_server_task("echo", tokio_echo_server(echo));
         spawn_server_task("gproc-serve", BenchServer::new(Server).serve());
+        spawn_server_task("gproc-sink", drain_sink());
         Ok(())
     }
 
@@ -195,8 +243,14 @@ impl Benchmark for Rpc {
                 tarpc_server(listener).await
             })
         })?;
+        // The sink's drain is a task beside the server rather than a blocking thread of
+        // its own: a second thread waiting on gproc would read the sockets in turn with
+        // the runtime, and hand it the requests it read (a wake-up more per call).
         spawn_server("gproc-serve", || {
-            on_current_thread(BenchServer::new(Server).serve())
+            on_current_thread(async {
+                spawn_server_task("gproc-sink", drain_sink());
+                BenchServer::new(Server).serve().await
+            })
         })
     }
 
@@ -254,9 +308,10 @@ impl Benchmark for Rpc {
                 probe: scenario.probe(),
                 check: match scenario {
                     Scenario::InFlightGproc | Scenario::InFlightTarpc => IN_FLIGHT as u64,
+                    Scenario::StreamItems => STREAM_CHECK,
                     _ => 1,
                 },
-                op: clients.op(scenario),
+                op: clients.op(driver.peer, scenario),
             })
             .collect();
         driver.measure(&rows)
@@ -281,10 +336,11 @@ enum Mode {
 }
 
 impl Clients {
-    fn op(&self, scenario: Scenario) -> Op<'_> {
+    fn op(&self, peer: u32, scenario: Scenario) -> Op<'_> {
         let runtime = &self.runtime;
         let (gproc, tarpc) = (self.gproc.clone(), self.tarpc.clone());
         let data = payload(LARGE);
+        let small = payload(SMALL);
         match (scenario, &self.mode) {
             (Scenario::AddTarpc, _) => Op::task(runtime, move |n| tarpc_adds(tarpc.clone(), n)),
             (Scenario::EchoTarpc, _) => Op::task(runtime, move |n| {
@@ -310,6 +366,18 @@ impl Clients {
                     tokio_round_trips(uds.clone(), framed.clone(), n)
                 })
             }
+            (Scenario::AddUds, Mode::Tokio(uds)) => {
+                let (uds, framed) = (uds.clone(), frame(&small));
+                Op::task(runtime, move |n| {
+                    tokio_round_trips(uds.clone(), framed.clone(), n)
+                })
+            }
+            (Scenario::StreamItems, Mode::Tokio(_)) => {
+                Op::task(runtime, move |n| gproc_stream(gproc.clone(), n))
+            }
+            (Scenario::SendLoop, Mode::Tokio(_)) => {
+                Op::task(runtime, move |n| gproc_sends(peer, small.clone(), n))
+            }
             (Scenario::AddGproc, Mode::Blocking { .. }) => {
                 Op::blocking(move |n| gproc_adds_blocking(&gproc, n))
             }
@@ -334,6 +402,19 @@ impl Clients {
                 let framed = frame(&data);
                 Op::blocking(move |n| std_round_trips(uds, &framed, n))
             }
+            (Scenario::AddUds, Mode::Blocking { uds, .. }) => {
+                let framed = frame(&small);
+                Op::blocking(move |n| std_round_trips(uds, &framed, n))
+            }
+            (Scenario::StreamItems, Mode::Blocking { .. }) => {
+                Op::blocking(move |n| gproc_stream_blocking(&gproc, n))
+            }
+            (Scenario::SendLoop, Mode::Blocking { .. }) => Op::blocking(move |n| {
+                timed(n, |_| {
+                    gproc::blocking::send_group(peer, SINK, small.clone())
+                        .expect("gproc::blocking::send_group")
+                })
+            }),
         }
     }
 }
@@ -384,6 +465,50 @@ async fn gproc_echoes(client: BenchClient, data: Bytes, iters: u64) -> Duration 
     start.elapsed()
 }
 
+/// Checks that a stream's item `i` is [`item`]`(i)`, there before the stream's end at `n`.
+fn check_item(i: u64, n: u64, got: Option<Result<Item, gproc::RpcError>>) {
+    let got = got.unwrap_or_else(|| panic!("the stream ended after {i} of {n} items"));
+    assert_eq!(got.expect("gproc stream item"), item(i), "item {i}");
+}
+
+/// Checks that a stream of `n` items ends after them.
+fn check_end(n: u64, end: Option<Result<Item, gproc::RpcError>>) {
+    assert!(end.is_none(), "the stream went on after {n} items");
+}
+
+/// One stream of `n` items through gproc, each taken as soon as it is there.
+async fn gproc_stream(client: BenchClient, n: u64) -> Duration {
+    let start = Instant::now();
+    let mut items = client.items(n).await.expect("gproc items");
+    for i in 0..n {
+        check_item(i, n, items.next().await);
+    }
+    check_end(n, items.next().await);
+    start.elapsed()
+}
+
+/// [`gproc_stream`] with no runtime: the call and each `next()` run by [`block_on`].
+fn gproc_stream_blocking(client: &BenchClient, n: u64) -> Duration {
+    let start = Instant::now();
+    let mut items = block_on(client.items(n)).expect("gproc items");
+    for i in 0..n {
+        check_item(i, n, block_on(items.next()));
+    }
+    check_end(n, block_on(items.next()));
+    start.elapsed()
+}
+
+/// `iters` acknowledged sends of `data` to the peer's [`SINK`] group, one after the other.
+async fn gproc_sends(peer: u32, data: Bytes, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        gproc::send_group(peer, SINK, data.clone())
+            .await
+            .expect("gproc::send_group");
+    }
+    start.elapsed()
+}
+
 /// `iters` sequential echoes of `data` through tarpc.
 async fn tarpc_echoes(client: BenchRpcClient, data: Bytes, iters: u64) -> Duration {
     let start = Instant::now();
@@ -411,6 +536,13 @@ fn on_current_thread<E: std::fmt::Display>(
         .expect("a tokio flavor")
         .block_on(server)
         .map_err(|e| e.to_string())
+}
+
+/// Takes every message of the [`SINK`] group.
+async fn drain_sink() -> Result<(), gproc::Error> {
+    loop {
+        gproc::receive_group(SINK).await?;
+    }
 }
 
 /// Serves `BenchRpc` on every connection, each request in its own task (as tarpc's
