@@ -351,8 +351,11 @@ async fn watchdog() {
             seen = now;
         } else {
             tokio::time::sleep(TICK).await;
-            housekeeping();
+            // Driving first: what it reads may owe acknowledgements, which housekeeping
+            // then writes. Written only at the next tick, each would wait 10 ms (a loop of
+            // acknowledged sends stalled so whenever a tick met a message).
             let handled = drive();
+            housekeeping();
             let now = user_drives();
             let idle = now == seen;
             quiet = if idle { quiet + 1 } else { 0 };
