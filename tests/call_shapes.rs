@@ -23,8 +23,6 @@ use support::*;
 
 /// A generous bound for an operation that should complete.
 const LONG: Duration = Duration::from_secs(20);
-/// The uid of the other user some tests run a client as.
-const NOBODY: u32 = 65534;
 
 const TESTS: &[(&str, fn())] = &[
     ("caller::pid_uid_and_deadline", caller_pid_uid_and_deadline),
@@ -401,19 +399,19 @@ fn my_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-/// Polls `notes(tag)` until `done` holds, for at most [`LONG`]; returns the last counts.
-async fn notes_until(
-    client: &ShapesClient,
-    tag: u32,
-    done: impl Fn((u32, u32)) -> bool,
-) -> (u32, u32) {
+/// Asks the server with `ask` until `done` holds of its answer, for at most [`LONG`];
+/// returns the last answer.
+async fn ask_until<T, F>(ask: impl Fn() -> F, done: impl Fn(&T) -> bool) -> T
+where
+    F: std::future::Future<Output = Result<T, RpcError>>,
+{
     let until = Instant::now() + LONG;
     loop {
-        let counts = client.notes(tag).await.expect("notes");
-        if done(counts) || Instant::now() > until {
-            return counts;
+        let answer = ask().await.expect("a call to the server");
+        if done(&answer) || Instant::now() > until {
+            return answer;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -446,18 +444,8 @@ fn caller_pid_uid_and_deadline() {
 /// A client running as another user is named by its own uid, which the server reads from
 /// the connection's credentials.
 fn caller_uid_of_another_user() {
-    if !is_root() {
-        skip("not running as root: cannot start a client as another uid");
-    }
-    if let Err(why) = exe_for_others() {
-        skip(&format!(
-            "uid {NOBODY} cannot execute the test binary: {why}"
-        ));
-    }
+    require_other_uid();
     let dir = gproc_dir();
-    if let Err(why) = path_searchable_by_others(dir.parent().unwrap_or(&dir)) {
-        skip(&format!("uid {NOBODY} cannot reach GPROC_DIR: {why}"));
-    }
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let server = server(&[&format!("allow={NOBODY}")]);
     let client = PeerBuilder::new_as(ROLE_CLIENT, NOBODY)
@@ -496,7 +484,7 @@ fn oneway_returns_before_the_handler() {
         println!("a one-way call to a 1 s handler returned in {took:?}");
         assert_eq!(finished, 0, "the call returned before the handler finished");
         assert!(begun <= 1);
-        let counts = notes_until(&client, 1, |(_, f)| f == 1).await;
+        let counts = ask_until(|| client.notes(1), |&(_, f)| f == 1).await;
         assert_eq!(counts, (1, 1), "the handler ran to its end");
     });
 }
@@ -513,7 +501,7 @@ fn oneway_outlives_its_caller() {
     assert!(status.success(), "the client exited: {status}");
     block_on(async {
         let shapes = ShapesClient::new(server.pid());
-        let counts = notes_until(&shapes, 7, |(_, f)| f == 1).await;
+        let counts = ask_until(|| shapes.notes(7), |&(_, f)| f == 1).await;
         assert_eq!(
             counts,
             (1, 1),
@@ -554,22 +542,6 @@ fn oneway_errors_before_queueing() {
 /// how many the consumer takes before it grants more (half of it).
 const WINDOW: u64 = 64;
 
-/// Polls `produced(tag)` until `done` holds, for at most [`LONG`]; returns the last counts.
-async fn produced_until(
-    client: &ShapesClient,
-    tag: u32,
-    done: impl Fn((u64, u32)) -> bool,
-) -> (u64, u32) {
-    let until = Instant::now() + LONG;
-    loop {
-        let counts = client.produced(tag).await.expect("produced");
-        if done(counts) || Instant::now() > until {
-            return counts;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// Takes the next `n` items of `stream`, checking that they go on from `from`.
 async fn take_in_order(stream: &mut gproc::Stream<u64>, from: u64, n: u64) {
     for expected in from..from + n {
@@ -602,7 +574,7 @@ fn stream_window_bounds_the_server() {
         let client = ShapesClient::new(server.pid());
         let mut stream = client.count(Count::new(2, u64::MAX)).await.expect("open");
         take_in_order(&mut stream, 0, 10).await;
-        let (produced, _) = produced_until(&client, 2, |(p, _)| p >= WINDOW).await;
+        let (produced, _) = ask_until(|| client.produced(2), |&(p, _)| p >= WINDOW).await;
         assert_eq!(
             produced, WINDOW,
             "the server runs a window ahead, no further"
@@ -612,7 +584,7 @@ fn stream_window_bounds_the_server() {
             assert_eq!(client.produced(2).await.expect("produced").0, WINDOW);
         }
         take_in_order(&mut stream, 10, WINDOW / 2 - 10).await;
-        let (produced, _) = produced_until(&client, 2, |(p, _)| p >= WINDOW * 3 / 2).await;
+        let (produced, _) = ask_until(|| client.produced(2), |&(p, _)| p >= WINDOW * 3 / 2).await;
         assert_eq!(
             produced,
             WINDOW * 3 / 2,
@@ -635,7 +607,7 @@ fn stream_slow_stream_holds_up_nothing_else() {
         let client = ShapesClient::new(server.pid());
         let mut stalled = client.count(Count::new(3, u64::MAX)).await.expect("open");
         take_in_order(&mut stalled, 0, 1).await;
-        produced_until(&client, 3, |(p, _)| p >= WINDOW).await;
+        ask_until(|| client.produced(3), |&(p, _)| p >= WINDOW).await;
         let mut busy = client.count(Count::new(4, 20_000)).await.expect("open");
         take_in_order(&mut busy, 0, 20_000).await;
         assert!(busy.next().await.is_none());
@@ -658,7 +630,7 @@ fn stream_dropped_stops_the_server() {
         take_in_order(&mut stream, 0, 5).await;
         let dropped_at = Instant::now();
         drop(stream);
-        let (produced, dropped) = produced_until(&client, 5, |(_, d)| d == 1).await;
+        let (produced, dropped) = ask_until(|| client.produced(5), |&(_, d)| d == 1).await;
         println!(
             "the server's stream was dropped {:?} after the client's, {produced} items made",
             dropped_at.elapsed()

@@ -20,8 +20,6 @@ use support::*;
 const FAST: Duration = Duration::from_secs(1);
 /// A generous bound for an operation that should complete.
 const LONG: Duration = Duration::from_secs(20);
-/// The uid the cross-user tests run a peer as.
-const NOBODY: u32 = 65534;
 
 const TESTS: &[(&str, fn())] = &[
     ("identity::pid_and_os_parent", identity_pid_and_os_parent),
@@ -231,22 +229,6 @@ fn mode_of(path: &std::path::Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
-}
-
-/// Skips the test unless a peer can run as [`NOBODY`] and reach this test's `GPROC_DIR`.
-fn require_other_uid() {
-    if !is_root() {
-        skip("not running as root: cannot start a peer as another uid");
-    }
-    if let Err(why) = exe_for_others() {
-        skip(&format!(
-            "uid {NOBODY} cannot execute the test binary or a copy of it: {why}"
-        ));
-    }
-    let dir = gproc_dir();
-    if let Err(why) = path_searchable_by_others(dir.parent().unwrap_or(&dir)) {
-        skip(&format!("uid {NOBODY} cannot reach GPROC_DIR: {why}"));
-    }
 }
 
 /// Checks that the next message this process receives in its default group is one it

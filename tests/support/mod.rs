@@ -731,3 +731,22 @@ pub fn pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
     (std::fs::File::from(read), write)
 }
+
+/// The uid of the other user some tests run a peer as.
+pub const NOBODY: u32 = 65534;
+
+/// Skips the test unless a peer can run as [`NOBODY`] and reach this test's `GPROC_DIR`.
+pub fn require_other_uid() {
+    if !is_root() {
+        skip("not running as root: cannot start a peer as another uid");
+    }
+    if let Err(why) = exe_for_others() {
+        skip(&format!(
+            "uid {NOBODY} cannot execute the test binary or a copy of it: {why}"
+        ));
+    }
+    let dir = gproc_dir();
+    if let Err(why) = path_searchable_by_others(dir.parent().unwrap_or(&dir)) {
+        skip(&format!("uid {NOBODY} cannot reach GPROC_DIR: {why}"));
+    }
+}
