@@ -550,16 +550,25 @@ fn identity_pid_and_os_parent() {
 }
 
 fn identity_child_sees_gproc_ppid() {
-    // A gproc parent that is not the OS parent (the harness, our own parent), so that
-    // ppid() and ppid_os() differ.
-    let gproc_parent = harness_pid();
+    // GPROC_PPID naming the process that started it: a gproc child of it.
     let child = PeerBuilder::new("identity")
-        .env(gproc::ENV_PPID, gproc_parent.to_string())
+        .env(gproc::ENV_PPID, me().to_string())
         .spawn();
     child.expect_line(&format!(
-        "is_child=true ppid={gproc_parent} ppid_os={} pid={}",
+        "is_child=true ppid={0} ppid_os={0} pid={1}",
         me(),
         child.pid()
+    ));
+
+    // GPROC_PPID naming an ancestor (the harness, our own parent), as a process started
+    // by a gproc child without gproc inherits it: not a claim, so not a child.
+    let inherited = PeerBuilder::new("identity")
+        .env(gproc::ENV_PPID, harness_pid().to_string())
+        .spawn();
+    inherited.expect_line(&format!(
+        "is_child=false ppid={0} ppid_os={0} pid={1}",
+        me(),
+        inherited.pid()
     ));
 
     let plain = spawn_peer("identity", &[]);

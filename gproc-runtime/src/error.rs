@@ -142,6 +142,12 @@ pub enum Error {
         status: ExitStatus,
     },
 
+    /// The name is not 1 to 100 characters of `[A-Za-z0-9._-]`.
+    #[error(
+        "invalid name {0:?}: a name is 1 to 100 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+    )]
+    InvalidName(String),
+
     /// The [`Process`](crate::Process) has not been started yet.
     #[error("the process has not been started; call Process::start first")]
     NotStarted,

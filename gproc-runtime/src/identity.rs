@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const ENV_PPID: &str = "GPROC_PPID";
 /// The environment variable naming the endpoint directory.
 pub const ENV_DIR: &str = "GPROC_DIR";
+/// The environment variable through which a [`Manager`](crate::Manager) tells a child the
+/// name to hold ([`Process::name`](crate::Process::name)).
+pub const ENV_NAME: &str = "GPROC_NAME";
 
 /// This process's PID.
 ///
@@ -34,17 +37,46 @@ pub fn ppid_os() -> u32 {
         .unwrap_or(0)
 }
 
-/// Whether this process was started by a gproc [`Manager`](crate::Manager) (`GPROC_PPID` is set
-/// to a PID other than 0).
+/// Whether this process was started by a gproc [`Manager`](crate::Manager): `GPROC_PPID`
+/// names its OS parent.
+///
+/// The variable alone is not enough: the processes a child starts without gproc (with
+/// `std::process::Command`, a shell) inherit its environment, and would take themselves
+/// for children of the supervisor. So the claim holds only where `GPROC_PPID` is the
+/// process that started this one. It is checked once, at gproc's first use in this
+/// process, and kept: a child whose manager exits later (and that the OS gives to
+/// another parent) stays a child. A child that first uses gproc after its manager has
+/// already exited is not one.
+///
+/// ```
+/// // A test binary is not started by a gproc Manager.
+/// assert!(!gproc::is_child());
+/// assert_eq!(gproc::ppid(), gproc::ppid_os());
+/// ```
 pub fn is_child() -> bool {
     gproc_ppid().is_some()
 }
 
+/// `GPROC_PPID`, if it names the process that started this one; read once.
 fn gproc_ppid() -> Option<u32> {
-    std::env::var(ENV_PPID)
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|&p| p != 0)
+    static CLAIM: OnceLock<Option<u32>> = OnceLock::new();
+    *CLAIM.get_or_init(|| {
+        let claimed = std::env::var(ENV_PPID)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|&p| p != 0)?;
+        let parent = ppid_os();
+        if claimed != parent {
+            tracing::debug!(
+                claimed,
+                parent,
+                "gproc: {ENV_PPID} names another process than this one's parent (it was \
+                 inherited from an ancestor): this process is not a gproc child"
+            );
+            return None;
+        }
+        Some(claimed)
+    })
 }
 
 /// When this process started, as the OS recorded it (not when gproc was first used).

@@ -54,6 +54,7 @@ mod identity;
 mod inbox;
 mod manager;
 mod messaging;
+mod names;
 pub mod rpc;
 mod rt;
 #[cfg(feature = "tarpc")]
@@ -98,9 +99,9 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use groups::RESERVED_PREFIX;
-pub use identity::{is_child, pid, ppid, ppid_os, start_time, uptime, ENV_DIR, ENV_PPID};
+pub use identity::{is_child, pid, ppid, ppid_os, start_time, uptime, ENV_DIR, ENV_NAME, ENV_PPID};
 pub use inbox::Msg;
-pub use manager::{parent_exited, Manager, Process, Signal};
+pub use manager::{exited, parent_exited, Event, Events, Manager, Process, Restart, Signal};
 pub use messaging::{listen, receive, receive_group, send, send_group};
 pub use messaging::{receive_fds, send_fds, MAX_FDS};
 pub use rpc::{caller, introspect, Caller, Fd, RpcError, ServiceDescription, Stream};

@@ -1,29 +1,37 @@
-//! What a manager knows of one started child: its state, signals, waiting, reaping.
+//! One incarnation of a child: its state, its standard streams, signals, waiting, reaping.
 
 use std::os::fd::OwnedFd;
-use std::process::ExitStatus;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use super::exit::exit_watch;
 use super::signal::Signal;
 use crate::config::settings;
 use crate::error::{Error, Result};
+use crate::identity::start_ticks;
 
-/// What the manager knows of one started child.
+/// One incarnation of a child: a process the manager started (a restart makes another).
 #[derive(Debug)]
 pub(super) struct Child {
     pub(super) pid: u32,
     pub(super) start_ticks: Option<u64>,
     pub(super) status: watch::Sender<Exit>,
     pub(super) ready: watch::Sender<bool>,
-    pub(super) detached: AtomicBool,
     /// A pidfd of the child: signals sent through it reach this process and no other, even
     /// once its PID is free for reuse. `None` where pidfds are not available.
     pub(super) pidfd: Option<OwnedFd>,
+    /// The pipes the command asked for (`Stdio::piped()`), until the user takes them.
+    pub(super) stdio: Mutex<Stdio>,
+}
+
+/// A child's ends of its piped standard streams.
+#[derive(Debug, Default)]
+pub(super) struct Stdio {
+    pub(super) stdin: Option<ChildStdin>,
+    pub(super) stdout: Option<ChildStdout>,
+    pub(super) stderr: Option<ChildStderr>,
 }
 
 /// Where a child is in its life.
@@ -37,16 +45,32 @@ pub(super) enum Exit {
 }
 
 impl Child {
+    /// What is known of the process `os_child` just spawned, its pipes taken out of it.
+    pub(super) fn new(os_child: &mut std::process::Child) -> Child {
+        let pid = os_child.id();
+        Child {
+            pid,
+            start_ticks: start_ticks(pid),
+            status: watch::channel(Exit::Running).0,
+            ready: watch::channel(false).0,
+            pidfd: crate::identity::os_pid(pid).and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+            }),
+            stdio: Mutex::new(Stdio {
+                stdin: os_child.stdin.take(),
+                stdout: os_child.stdout.take(),
+                stderr: os_child.stderr.take(),
+            }),
+        }
+    }
+
+    pub(super) fn stdio(&self) -> std::sync::MutexGuard<'_, Stdio> {
+        self.stdio.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(super) fn has_exited(&self) -> bool {
         *self.status.borrow() != Exit::Running
     }
-}
-
-pub(super) async fn send_to_child(child: &Child, data: Bytes) -> Result<()> {
-    if child.has_exited() {
-        return Err(Error::NoSuchProcess(child.pid));
-    }
-    crate::messaging::send_to(child.pid, child.start_ticks, "", data).await
 }
 
 pub(super) fn signal_child(child: &Child, signal: Signal) -> Result<()> {
@@ -69,14 +93,6 @@ pub(super) fn signal_child(child: &Child, signal: Signal) -> Result<()> {
     }
 }
 
-pub(super) async fn kill_child(child: &Arc<Child>) -> Result<()> {
-    match signal_child(child, Signal::Kill) {
-        Ok(()) | Err(Error::NoSuchProcess(_)) => {}
-        Err(e) => return Err(e),
-    }
-    wait_child(child).await.map(|_| ())
-}
-
 pub(super) async fn wait_child(child: &Child) -> Result<ExitStatus> {
     let mut rx = child.status.subscribe();
     // The sender lives in `child`, which outlives this borrow: `wait_for` cannot fail.
@@ -90,11 +106,12 @@ pub(super) async fn wait_child(child: &Child) -> Result<ExitStatus> {
     }
 }
 
-/// Waits for the child to exit, removes its socket file, then reaps it.
+/// Waits for the child to exit, removes its socket file, then reaps it, and returns how
+/// it exited. Call on the background runtime.
 ///
 /// The socket is removed before the child is reaped: until then its PID cannot be reused,
 /// so the file removed is certainly the child's.
-pub(super) async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
+pub(super) async fn reap(mut os_child: std::process::Child, child: &Arc<Child>) -> Exit {
     let pid = child.pid;
     match exit_watch(pid) {
         Some(fd) => {
@@ -113,16 +130,15 @@ pub(super) async fn reap(mut os_child: std::process::Child, child: Arc<Child>) {
                 os_child.wait()
             })
             .await;
-            finish(&child, status.ok().and_then(|s| s.ok()));
-            return;
+            return finish(child, status.ok().and_then(|s| s.ok()));
         }
     }
     remove_socket(pid);
     let status = os_child.wait().ok();
-    finish(&child, status);
+    finish(child, status)
 }
 
-fn finish(child: &Child, status: Option<ExitStatus>) {
+fn finish(child: &Child, status: Option<ExitStatus>) -> Exit {
     crate::transport::forget(child.pid);
     let exit = match status {
         Some(status) => {
@@ -132,6 +148,8 @@ fn finish(child: &Child, status: Option<ExitStatus>) {
         None => Exit::Lost,
     };
     child.status.send_replace(exit);
+    super::ready::forget(child.pid);
+    exit
 }
 
 fn remove_socket(pid: u32) {
@@ -145,13 +163,4 @@ fn remove_socket(pid: u32) {
             tracing::warn!(path = %path.display(), "gproc: cannot remove the socket of an exited child: {e}")
         }
     }
-}
-
-/// A pidfd of `pid` registered with the background runtime: readable once `pid` has exited.
-/// `None` where pidfds are not available or `pid` is already gone. Call on that runtime.
-pub(super) fn exit_watch(pid: u32) -> Option<AsyncFd<OwnedFd>> {
-    let raw = crate::identity::os_pid(pid)?;
-    let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
-    // SAFETY: the `OwnedFd` is open and owned by the `AsyncFd` for all its life.
-    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
 }

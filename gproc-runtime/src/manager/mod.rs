@@ -1,39 +1,50 @@
-//! The process manager: spawn children that know their parent, supervise and reap them.
+//! The process manager: spawn children that know their parent, supervise, restart and
+//! reap them.
 //!
 //! - `signal`: the signals it sends;
-//! - `child`: one child's state, signalling, waiting and reaping;
-//! - `ready`: children telling their manager that they listen, and `parent_exited`.
+//! - `child`: one incarnation's state, signalling, waiting and reaping;
+//! - `spawn`: starting an incarnation from the user's command;
+//! - `supervise`: a child's incarnations one after another, by restart policy;
+//! - `events`: what happens to the children, as a stream;
+//! - `process`: the [`Process`] handle;
+//! - `ready`: children telling their manager that they listen;
+//! - `exit`: waiting for any process to exit.
 
 mod child;
+mod events;
+mod exit;
+mod process;
 mod ready;
 mod signal;
+mod spawn;
+mod supervise;
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::watch;
 
-use crate::config::settings;
-use crate::error::{Error, Result};
-use crate::identity::{pid, start_ticks, ENV_DIR, ENV_PPID};
-use child::{kill_child, reap, send_to_child, signal_child, wait_child, Child, Exit};
-pub use ready::parent_exited;
-use ready::{ready_registry, start_ready_listener, wait_ready};
+use crate::error::Result;
+pub use events::{Event, Events};
+pub use exit::{exited, parent_exited};
+pub use process::Process;
 pub use signal::Signal;
+pub use supervise::Restart;
+use supervise::Unit;
 
-/// A registry of child processes, GoFrame's `Manager`.
+/// A registry of child processes, GoFrame's `Manager`, and their supervisor.
 ///
 /// Children started through it get `GPROC_PPID` (this process's PID) and `GPROC_DIR` (the
 /// endpoint directory), so [`ppid`](crate::ppid) and messaging work in them at once. A
 /// background reaper collects each child as soon as it exits (no zombies), removes its
-/// socket file and keeps its exit status for [`Process::wait`]. Dropping the manager kills
-/// every child that was not [detached](Process::detach) or [removed](Manager::remove).
+/// socket file and keeps its exit status for [`Process::wait`]. A child with a
+/// [restart policy](Process::restart) is started again when it exits, within a
+/// [limit](Process::restart_limit) and after a [growing delay](Process::restart_backoff);
+/// [`events`](Self::events) tells of every start, exit and restart. Dropping the manager
+/// kills every child that was not [detached](Process::detach) or [removed](Manager::remove).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -53,6 +64,29 @@ pub use signal::Signal;
 /// manager.kill_all().await;
 /// # Ok(()) }
 /// ```
+///
+/// A supervisor: a named worker restarted when it fails.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// # async fn demo() -> Result<(), gproc::Error> {
+/// let manager = gproc::Manager::new();
+/// let mut events = manager.events();
+/// let mut command = std::process::Command::new("/usr/bin/my-worker");
+/// command.current_dir("/var/lib/my-worker").env("RUST_LOG", "info");
+/// let mut worker = manager.new_command(command);
+/// worker
+///     .name("worker-1")
+///     .restart(gproc::Restart::OnFailure)
+///     .restart_limit(5, Duration::from_secs(60))
+///     .restart_backoff(Duration::from_millis(100), Duration::from_secs(10));
+/// worker.start().await?;
+/// while let Some(event) = events.next().await {
+///     println!("{event:?}"); // Started, Exited, Restarting, Started, ...
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct Manager {
     shared: Arc<Shared>,
@@ -60,36 +94,13 @@ pub struct Manager {
 
 #[derive(Debug, Default)]
 struct Shared {
-    children: Mutex<BTreeMap<u32, Arc<Child>>>,
+    units: Mutex<Vec<Arc<Unit>>>,
+    hub: events::Hub,
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Arc<Child>>> {
-        self.children.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A child process, GoFrame's `Process`: built by [`Manager::new_process`], then started.
-///
-/// Cheap to clone once started; every clone names the same child.
-#[derive(Debug)]
-pub struct Process {
-    manager: Weak<Shared>,
-    command: Option<Command>,
-    die_with_parent: bool,
-    child: Option<Arc<Child>>,
-}
-
-impl Clone for Process {
-    /// Clones the handle of a started child. A clone of a process not yet started is
-    /// another unstarted handle without the command: start the original.
-    fn clone(&self) -> Self {
-        Process {
-            manager: self.manager.clone(),
-            command: None,
-            die_with_parent: self.die_with_parent,
-            child: self.child.clone(),
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Unit>>> {
+        self.units.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -100,7 +111,9 @@ impl Manager {
     }
 
     /// Prepares a child running `path` with `args`, and `envs` added to this process's
-    /// environment. Nothing runs until [`Process::start`].
+    /// environment. Nothing runs until [`Process::start`]. For a child without arguments,
+    /// or with its own working directory or piped output, build a
+    /// [`Command`](std::process::Command) and use [`new_command`](Self::new_command).
     pub fn new_process<P, A, S, E, K, V>(&self, path: P, args: A, envs: E) -> Process
     where
         P: AsRef<OsStr>,
@@ -112,260 +125,143 @@ impl Manager {
     {
         let mut command = Command::new(path);
         command.args(args).envs(envs);
-        Process {
-            manager: Arc::downgrade(&self.shared),
-            command: Some(command),
-            die_with_parent: false,
-            child: None,
-        }
+        self.new_command(command)
     }
 
-    /// The PIDs of every child started and not removed, running or exited, in PID order.
+    /// Prepares a child from a [`Command`](std::process::Command) as its caller built it:
+    /// its standard streams, working directory and environment are kept, and gproc adds
+    /// only its own variables (`GPROC_PPID`, `GPROC_DIR`, and `GPROC_NAME` for a
+    /// [named](Process::name) child). Piped streams are taken with
+    /// [`Process::take_stdout`] and its siblings. Nothing runs until [`Process::start`].
+    ///
+    /// ```no_run
+    /// use std::io::Read;
+    /// use std::process::{Command, Stdio};
+    ///
+    /// # async fn demo() -> Result<(), gproc::Error> {
+    /// let manager = gproc::Manager::new();
+    /// let mut command = Command::new("/usr/bin/my-worker");
+    /// command.current_dir("/tmp").env_clear().env("MODE", "batch").stdout(Stdio::piped());
+    /// let mut worker = manager.new_command(command);
+    /// worker.start().await?;
+    /// let mut output = String::new();
+    /// worker.take_stdout().expect("piped").read_to_string(&mut output)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new_command(&self, command: Command) -> Process {
+        Process::unstarted(Arc::downgrade(&self.shared), command)
+    }
+
+    /// The events of this manager's children from now on: every start, exit, restart and
+    /// giving up, in the order they happened. Any number of streams can be open.
+    pub fn events(&self) -> Events {
+        self.shared.hub.subscribe()
+    }
+
+    /// The PIDs of every child started and not removed, running or exited, in PID order
+    /// (of a restarted child, its current incarnation).
     pub fn pids(&self) -> Vec<u32> {
-        self.shared.lock().keys().copied().collect()
+        let mut pids: Vec<u32> = self.units().iter().map(|u| u.current().pid).collect();
+        pids.sort_unstable();
+        pids
     }
 
-    /// The child with this PID.
+    /// The child whose current incarnation has this PID.
     pub fn get(&self, pid: u32) -> Option<Process> {
-        let child = self.shared.lock().get(&pid).cloned()?;
-        Some(self.handle(child))
+        let unit = self
+            .shared
+            .lock()
+            .iter()
+            .find(|u| u.current().pid == pid)
+            .cloned()?;
+        Some(self.handle(unit))
     }
 
     /// Stops managing the child with this PID: it is no longer listed, signalled or killed
-    /// by this manager (it is still reaped when it exits).
+    /// by this manager (it is still reaped when it exits, and restarted by its policy).
     pub fn remove(&self, pid: u32) -> Option<Process> {
-        let child = self.shared.lock().remove(&pid)?;
-        Some(self.handle(child))
+        let mut units = self.shared.lock();
+        let at = units.iter().position(|u| u.current().pid == pid)?;
+        let unit = units.remove(at);
+        drop(units);
+        Some(self.handle(unit))
     }
 
     /// Sends `data` to every child concurrently; one result per child, whatever the others do.
     pub async fn send_all(&self, data: impl Into<Bytes>) -> Vec<(u32, Result<()>)> {
         let data = data.into();
-        let sends = self.children().into_iter().map(|child| {
+        let sends = self.units().into_iter().map(|unit| {
             let data = data.clone();
-            async move { (child.pid, send_to_child(&child, data).await) }
+            async move {
+                let child = unit.current();
+                (child.pid, ready::send_to_child(&child, data).await)
+            }
         });
         futures_util::future::join_all(sends).await
     }
 
     /// Sends `signal` to every running child; one result per child.
     pub fn signal_all(&self, signal: Signal) -> Vec<(u32, Result<()>)> {
-        self.children()
+        self.units()
             .into_iter()
-            .map(|child| (child.pid, signal_child(&child, signal)))
+            .map(|unit| {
+                let child = unit.current();
+                (child.pid, child::signal_child(&child, signal))
+            })
             .collect()
     }
 
-    /// Kills every child and waits until each is reaped; one result per child.
+    /// Kills every child, with no more restarts, and waits until each is reaped; one
+    /// result per child.
     pub async fn kill_all(&self) -> Vec<(u32, Result<()>)> {
         let kills = self
-            .children()
+            .units()
             .into_iter()
-            .map(|child| async move { (child.pid, kill_child(&child).await) });
+            .map(|unit| async move { (unit.current().pid, process::kill(&unit).await) });
         futures_util::future::join_all(kills).await
     }
 
-    /// Waits until every child has exited; its exit status per child.
+    /// Stops every child as [`Process::stop`] does, all at once: `SIGTERM`, then `SIGKILL`
+    /// for those still running after `grace`. Their last exit status per child.
+    pub async fn stop_all(&self, grace: Duration) -> Vec<(u32, Result<ExitStatus>)> {
+        let stops = self.units().into_iter().map(|unit| async move {
+            let status = process::stop(&unit, grace).await;
+            (unit.current().pid, status)
+        });
+        futures_util::future::join_all(stops).await
+    }
+
+    /// Waits until every child has exited for good (restarts over); its last exit status
+    /// per child.
     pub async fn wait_all(&self) -> Vec<(u32, Result<ExitStatus>)> {
-        let waits = self
-            .children()
-            .into_iter()
-            .map(|child| async move { (child.pid, wait_child(&child).await) });
+        let waits = self.units().into_iter().map(|unit| async move {
+            let status = process::wait(&unit).await;
+            (unit.current().pid, status)
+        });
         futures_util::future::join_all(waits).await
     }
 
-    fn children(&self) -> Vec<Arc<Child>> {
-        self.shared.lock().values().cloned().collect()
+    fn units(&self) -> Vec<Arc<Unit>> {
+        self.shared.lock().clone()
     }
 
-    fn handle(&self, child: Arc<Child>) -> Process {
-        Process {
-            manager: Arc::downgrade(&self.shared),
-            command: None,
-            die_with_parent: false,
-            child: Some(child),
-        }
+    fn handle(&self, unit: Arc<Unit>) -> Process {
+        Process::of(Arc::downgrade(&self.shared), unit)
     }
 }
 
 impl Drop for Manager {
     /// Kills every child that was not detached or removed, without waiting: the reaper
-    /// collects them.
+    /// collects them, and none is restarted.
     fn drop(&mut self) {
-        for child in self.children() {
-            if !child.detached.load(Ordering::Acquire) && !child.has_exited() {
-                let _ = signal_child(&child, Signal::Kill);
+        for unit in self.units() {
+            if !unit.detached.load(Ordering::Acquire) {
+                unit.stop_restarting();
+                let child = unit.current();
+                if !child.has_exited() {
+                    let _ = child::signal_child(&child, Signal::Kill);
+                }
             }
         }
     }
-}
-
-impl Process {
-    /// Whether the child gets `SIGKILL` when this process (its parent thread) dies, even
-    /// by `SIGKILL` (Linux `PR_SET_PDEATHSIG`, set in the child before `exec`). Call
-    /// before [`start`](Self::start).
-    pub fn die_with_parent(&mut self, enabled: bool) -> &mut Self {
-        self.die_with_parent = enabled;
-        self
-    }
-
-    /// Starts the child and returns its PID.
-    ///
-    /// This process's endpoint is bound first, so that the child can tell it when it
-    /// listens (see [`ready`](Self::ready)).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] when the program cannot be started (its message names the program,
-    /// its kind is the system's: `NotFound` for a missing one); [`Error::NotStarted`] when this
-    /// handle holds no command (a clone) or was already started.
-    pub async fn start(&mut self) -> Result<u32> {
-        let mut command = self.command.take().ok_or(Error::NotStarted)?;
-        if let Err(e) = crate::rpc::up() {
-            tracing::warn!(
-                "gproc: starting a child without an endpoint; Process::ready will poll: {e}"
-            );
-        }
-        start_ready_listener();
-        let parent = pid();
-        command
-            .env(ENV_PPID, parent.to_string())
-            .env(ENV_DIR, &settings().dir)
-            .stdin(Stdio::inherit());
-        if self.die_with_parent {
-            // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-            // system calls (prctl, getppid, kill).
-            unsafe {
-                command.pre_exec(move || {
-                    rustix::process::set_parent_process_death_signal(Some(
-                        rustix::process::Signal::KILL,
-                    ))?;
-                    // The parent may have died before the prctl: then die now.
-                    if crate::identity::ppid_os() != parent {
-                        let _ = rustix::process::kill_process(
-                            rustix::process::getpid(),
-                            rustix::process::Signal::KILL,
-                        );
-                    }
-                    Ok(())
-                });
-            }
-        }
-        // Spawned from gproc's own thread: PR_SET_PDEATHSIG fires when the *thread* that
-        // forked exits, and a runtime's worker thread may exit long before this process.
-        let program = command.get_program().to_owned();
-        let os_child = crate::rt::run(async move { command.spawn() })
-            .await
-            .map_err(|e| spawn_failed(&program, e))?;
-        let child_pid = os_child.id();
-        let child = Arc::new(Child {
-            pid: child_pid,
-            start_ticks: start_ticks(child_pid),
-            status: watch::channel(Exit::Running).0,
-            ready: watch::channel(false).0,
-            detached: AtomicBool::new(false),
-            pidfd: crate::identity::os_pid(child_pid).and_then(|p| {
-                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
-            }),
-        });
-        ready_registry().insert(child_pid, Arc::downgrade(&child));
-        if let Some(shared) = self.manager.upgrade() {
-            shared.lock().insert(child_pid, child.clone());
-        }
-        let reaped = child.clone();
-        crate::rt::handle().spawn(async move {
-            reap(os_child, reaped).await;
-            ready::forget(child_pid);
-        });
-        tracing::debug!(pid = child_pid, "gproc: started a child");
-        self.child = Some(child);
-        Ok(child_pid)
-    }
-
-    /// The child's PID, once started.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.pid)
-    }
-
-    /// Waits until the child's endpoint is up (it called `gproc::listen`, `send` or
-    /// `receive`), so that messages to it cannot fail with `NotListening`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Timeout`] after `timeout`; [`Error::ProcessExited`] if the child exits first;
-    /// [`Error::NotStarted`] before [`start`](Self::start).
-    pub async fn ready(&self, timeout: Duration) -> Result<()> {
-        let child = self.started()?.clone();
-        crate::rt::run(async move {
-            tokio::time::timeout(timeout, wait_ready(&child))
-                .await
-                .map_err(|_| Error::Timeout)?
-        })
-        .await
-    }
-
-    /// Sends `data` to the child's default group, as [`crate::send`] does, and checks that
-    /// the PID still names the child this handle started (not a process that reused it).
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::send_group`]; [`Error::NoSuchProcess`] once the child has exited.
-    pub async fn send(&self, data: impl Into<Bytes>) -> Result<()> {
-        send_to_child(self.started()?, data.into()).await
-    }
-
-    /// Sends `signal` to the child.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoSuchProcess`] when it has already exited; [`Error::NotStarted`].
-    pub fn signal(&self, signal: Signal) -> Result<()> {
-        signal_child(self.started()?, signal)
-    }
-
-    /// Kills the child (`SIGKILL`) and waits until it is reaped. Killing a child that has
-    /// already exited is `Ok`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotStarted`]; [`Error::Io`] if the signal cannot be sent.
-    pub async fn kill(&self) -> Result<()> {
-        kill_child(self.started()?).await
-    }
-
-    /// Waits until the child exits and returns its exit status. Can be called any number
-    /// of times, from any number of handles.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotStarted`].
-    pub async fn wait(&self) -> Result<ExitStatus> {
-        wait_child(self.started()?).await
-    }
-
-    /// Lets the child outlive the [`Manager`]: it is not killed when the manager is dropped.
-    pub fn detach(&self) {
-        if let Some(child) = &self.child {
-            child.detached.store(true, Ordering::Release);
-        }
-    }
-
-    fn started(&self) -> Result<&Arc<Child>> {
-        self.child.as_ref().ok_or(Error::NotStarted)
-    }
-}
-
-/// A spawn failure, with the program named and the system's error kind kept.
-fn spawn_failed(program: &std::ffi::OsStr, e: std::io::Error) -> Error {
-    let hint = match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            "; check the path (a name without a slash is looked up in PATH)"
-        }
-        std::io::ErrorKind::PermissionDenied => "; check that it is executable",
-        _ => "",
-    };
-    Error::Io(std::io::Error::new(
-        e.kind(),
-        format!("cannot start {}: {e}{hint}", program.to_string_lossy()),
-    ))
 }

@@ -1,14 +1,35 @@
-//! Readiness: children tell their manager when their endpoint is up; any process can
-//! wait for its parent's exit.
+//! Readiness: children tell their manager when their endpoint is up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+
+use bytes::Bytes;
 
 use super::child::{Child, Exit};
+use crate::config::settings;
 use crate::error::{Error, Result};
 use crate::groups::READY_GROUP;
-use crate::identity::{is_alive, ppid};
+
+/// Sends `data` to `child`'s default group once its endpoint is up: a child just started
+/// (or restarted) is waited for, up to the connect timeout, rather than refused with
+/// `NotListening`. Checks that the PID still names the child (not a process that reused it).
+pub(super) async fn send_to_child(child: &Arc<Child>, data: Bytes) -> Result<()> {
+    if child.has_exited() {
+        return Err(Error::NoSuchProcess(child.pid));
+    }
+    if !*child.ready.borrow() {
+        let waiting = child.clone();
+        let limit = settings().connect_timeout;
+        let ready =
+            crate::rt::run(async move { tokio::time::timeout(limit, wait_ready(&waiting)).await })
+                .await;
+        // Ready, or not in time: then the send says what it finds.
+        if let Ok(Err(Error::ProcessExited { .. })) = ready {
+            return Err(Error::NoSuchProcess(child.pid));
+        }
+    }
+    crate::messaging::send_to(child.pid, child.start_ticks, "", data).await
+}
 
 pub(super) async fn wait_ready(child: &Child) -> Result<()> {
     let mut ready = child.ready.subscribe();
@@ -77,32 +98,4 @@ pub(super) fn start_ready_listener() {
 /// Forgets an exited child.
 pub(super) fn forget(pid: u32) {
     ready_registry().remove(&pid);
-}
-
-/// Resolves when the process [`ppid`](crate::ppid) names has exited.
-///
-/// With [`Process::die_with_parent`](crate::Process::die_with_parent) the kernel kills a child when its parent dies; this is
-/// the gentler form, for a child that wants to clean up first.
-///
-/// ```no_run
-/// # async fn demo() {
-/// tokio::select! {
-///     _ = gproc::parent_exited() => { /* flush, then exit */ }
-///     msg = gproc::receive() => { /* work */ }
-/// }
-/// # }
-/// ```
-pub async fn parent_exited() {
-    let parent = ppid();
-    crate::rt::run(async move {
-        if let Some(fd) = super::child::exit_watch(parent) {
-            let _ = fd.readable().await;
-            return;
-        }
-        // No pidfd (old kernel, or the parent is already gone): poll.
-        while is_alive(parent) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
 }
