@@ -121,7 +121,59 @@
 //! ```
 //!
 //! A child can also watch its parent: [`parent_exited`] resolves when the process
-//! [`ppid`] names has exited.
+//! [`ppid`] names has exited; any process can wait for any other with [`exited`].
+//!
+//! # Supervision
+//!
+//! A child with a [`Restart`] policy is started again when it exits: [`Restart::OnFailure`]
+//! after a non-zero code or a signal, [`Restart::Always`] after any exit. Restarts wait a
+//! delay that doubles from one restart to the next ([`Process::restart_backoff`]), and
+//! stop for good once too many came within a window ([`Process::restart_limit`]).
+//! [`Manager::events`] tells of every [`Event`]: `Started`, `Exited`, `Restarting`,
+//! `GaveUp`. A restarted child has a new PID; [`Process::pid`], [`Process::send`] and
+//! [`Process::signal`] follow the current incarnation, and a [name](Process::name) follows
+//! it for everyone else. [`Manager::new_command`] takes a [`std::process::Command`] as
+//! built, with its standard streams, working directory and environment.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     if gproc::is_child() {
+//!         // A worker that fails now and then.
+//!         let job = gproc::receive().await?;
+//!         std::process::exit(if job.data == "fail" { 1 } else { 0 });
+//!     }
+//!     let manager = gproc::Manager::new();
+//!     let mut events = manager.events();
+//!     let mut worker = manager.new_command(std::process::Command::new(std::env::current_exe()?));
+//!     worker
+//!         .name("worker")
+//!         .restart(gproc::Restart::OnFailure)
+//!         .restart_limit(5, Duration::from_secs(60))
+//!         .restart_backoff(Duration::from_millis(100), Duration::from_secs(10));
+//!     worker.start().await?;
+//!     worker.send("fail").await?; // exits 1: restarted after 100 ms
+//!     let mut restarting = false;
+//!     while let Some(event) = events.next().await {
+//!         match event {
+//!             gproc::Event::Restarting { pid, after } => {
+//!                 println!("{pid} failed; starting again after {after:?}");
+//!                 restarting = true;
+//!             }
+//!             gproc::Event::Started { pid, .. } if restarting => {
+//!                 println!("started again as {pid}");
+//!                 break;
+//!             }
+//!             other => println!("{other:?}"),
+//!         }
+//!     }
+//!     worker.send("done").await?; // exits 0: not restarted
+//!     println!("worker done: {}", worker.wait().await?);
+//!     Ok(())
+//! }
+//! ```
 //!
 //! # Typed calls
 //!
