@@ -242,3 +242,60 @@ pub fn receive() -> Result<Msg> {
 pub fn receive_group(group: &str) -> Result<Msg> {
     block_on(crate::receive_group(group))
 }
+
+/// Blocking [`crate::register`].
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # gproc::Config::new().dir(dir.path()).install()?;
+/// gproc::blocking::register("indexer")?;
+/// assert_eq!(gproc::blocking::lookup("indexer")?, gproc::pid());
+/// assert_eq!(gproc::blocking::names()?, vec![("indexer".to_owned(), gproc::pid())]);
+/// gproc::blocking::send_group_to("indexer", "jobs", "reindex")?;
+/// assert_eq!(gproc::blocking::receive_group("jobs")?.data, "reindex");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`crate::register`].
+pub fn register(name: &str) -> Result<()> {
+    block_on(crate::register(name))
+}
+
+/// Blocking [`crate::lookup`].
+///
+/// # Errors
+///
+/// As [`crate::lookup`].
+pub fn lookup(name: &str) -> Result<u32> {
+    block_on(crate::lookup(name))
+}
+
+/// Blocking [`crate::names`].
+///
+/// # Errors
+///
+/// As [`crate::names`].
+pub fn names() -> Result<Vec<(String, u32)>> {
+    block_on(crate::names())
+}
+
+/// Blocking [`crate::send_to`].
+///
+/// # Errors
+///
+/// As [`crate::send_group_to`].
+pub fn send_to(name: &str, data: impl Into<Bytes>) -> Result<()> {
+    block_on(crate::send_to(name, data))
+}
+
+/// Blocking [`crate::send_group_to`].
+///
+/// # Errors
+///
+/// As [`crate::send_group_to`].
+pub fn send_group_to(name: &str, group: &str, data: impl Into<Bytes>) -> Result<()> {
+    block_on(crate::send_group_to(name, group, data))
+}

@@ -1,5 +1,5 @@
-//! The endpoint's bring-up: the inbox installed, the socket bound and looked after, the
-//! watchdog started, and the parent told that this child listens.
+//! The endpoint's bring-up: the inbox installed, the socket bound and looked after (with
+//! the names held), the watchdog started, and the parent told that this child listens.
 //!
 //! It sits above the transport and the inbox and below the RPC layer, whose
 //! `rpc::up` installs its routes first and then calls [`up`]: every entry point of the
@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use crate::error::Result;
 use crate::groups::READY_GROUP;
-use crate::identity::{is_child, ppid};
+use crate::identity::{given_name, is_child, ppid};
+use crate::names;
 use crate::transport::{self, driver, listener, Hold};
 
 /// Brings this process's endpoint up if it is not up yet. Cheap once it is.
@@ -25,6 +26,8 @@ pub(crate) fn up() -> Result<()> {
         return Ok(());
     }
     listener::bind()?;
+    names::sweep();
+    take_given_name();
     driver::start_watchdog();
     start_upkeep();
     announce_ready();
@@ -41,9 +44,20 @@ fn start_upkeep() {
             loop {
                 every.tick().await;
                 listener::upkeep();
+                names::upkeep();
             }
         });
     });
+}
+
+/// A child its manager named takes the name, before it tells the manager that it
+/// listens: whoever the manager lets know can find it by name at once.
+fn take_given_name() {
+    if let Some(name) = given_name() {
+        if let Err(e) = names::take(&name) {
+            tracing::warn!(name, "gproc: cannot take the name the manager gave: {e}");
+        }
+    }
 }
 
 /// A managed child tells its parent that it listens.

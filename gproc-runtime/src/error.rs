@@ -142,11 +142,31 @@ pub enum Error {
         status: ExitStatus,
     },
 
-    /// The name is not 1 to 100 characters of `[A-Za-z0-9._-]`.
+    /// The name is not 1 to 100 characters of `[A-Za-z0-9._-]` (or is only dots).
     #[error(
-        "invalid name {0:?}: a name is 1 to 100 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+        "invalid name {0:?}: a name is 1 to 100 characters of A-Z, a-z, 0-9, '.', '_' and '-', \
+         and not only dots"
     )]
     InvalidName(String),
+
+    /// Another live process holds the name in this directory.
+    #[error(
+        "the name {name:?} is held by process {pid}; a name has one holder at a time (it is \
+         free once that process exits): pick another name, or stop that process"
+    )]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The process holding it.
+        pid: u32,
+    },
+
+    /// No live process holds the name in this directory.
+    #[error(
+        "no process holds the name {0:?} in this directory; check the name, whether its \
+         holder has started (and registered it), or whether it uses another GPROC_DIR"
+    )]
+    NoSuchName(String),
 
     /// The [`Process`](crate::Process) has not been started yet.
     #[error("the process has not been started; call Process::start first")]

@@ -79,6 +79,15 @@ fn gproc_ppid() -> Option<u32> {
     })
 }
 
+/// The name this process is to hold, if its manager gave it one (`GPROC_NAME`, taken
+/// only from the manager that started this process: see [`is_child`]).
+pub(crate) fn given_name() -> Option<String> {
+    if !is_child() {
+        return None;
+    }
+    std::env::var(ENV_NAME).ok().filter(|n| !n.is_empty())
+}
+
 /// When this process started, as the OS recorded it (not when gproc was first used).
 ///
 /// ```

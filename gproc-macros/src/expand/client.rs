@@ -16,7 +16,7 @@ impl Generator<'_> {
         let vis = &self.service.item.vis;
         let trait_name = self.service.ident();
         let doc = format!(
-            " Calls [`{trait_name}`] on a process by PID: `{client}::new(pid)`. Cheap to clone."
+            " Calls [`{trait_name}`] on a process by PID, `{client}::new(pid)`, or by name, `{client}::by_name(name)`. Cheap to clone."
         );
         let methods = self.methods().iter().map(|m| self.client_method(m));
         quote! {
@@ -33,6 +33,14 @@ impl Generator<'_> {
                     #client { stub: #private::PidStub::new(pid, <#request as #private::ServiceRequest>::info()) }
                 }
 
+                /// A client for whoever holds `name` (see `gproc::register`), with the
+                /// default deadline: looked up at the first call, and again whenever the
+                /// holder found last has exited, so it follows a restarted holder. A name
+                /// nobody holds fails the call with `gproc::Error::NoSuchName`.
+                pub fn by_name(name: impl ::core::convert::Into<::std::string::String>) -> Self {
+                    #client { stub: #private::PidStub::by_name(name, <#request as #private::ServiceRequest>::info()) }
+                }
+
                 /// Waits until the process serves this version of the service.
                 pub fn wait_served(
                     &self,
@@ -43,7 +51,8 @@ impl Generator<'_> {
                     #private::PidStub::wait_served(&self.stub, timeout)
                 }
 
-                /// The PID this client calls.
+                /// The PID this client calls; by name, the holder found last (0 before
+                /// the first call).
                 pub fn pid(&self) -> ::core::primitive::u32 {
                     #private::PidStub::pid(&self.stub)
                 }

@@ -92,7 +92,7 @@ impl ::gproc::__private::ServiceRequest for CalculatorRequest {
         &__GPROC_INFO
     }
 }
-/// Calls [`Calculator`] on a process by PID: `CalculatorClient::new(pid)`. Cheap to clone.
+/// Calls [`Calculator`] on a process by PID, `CalculatorClient::new(pid)`, or by name, `CalculatorClient::by_name(name)`. Cheap to clone.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct CalculatorClient<
     S = ::gproc::__private::PidStub<CalculatorRequest, CalculatorResponse>,
@@ -110,6 +110,18 @@ impl CalculatorClient {
             ),
         }
     }
+    /// A client for whoever holds `name` (see `gproc::register`), with the
+    /// default deadline: looked up at the first call, and again whenever the
+    /// holder found last has exited, so it follows a restarted holder. A name
+    /// nobody holds fails the call with `gproc::Error::NoSuchName`.
+    pub fn by_name(name: impl ::core::convert::Into<::std::string::String>) -> Self {
+        CalculatorClient {
+            stub: ::gproc::__private::PidStub::by_name(
+                name,
+                <CalculatorRequest as ::gproc::__private::ServiceRequest>::info(),
+            ),
+        }
+    }
     /// Waits until the process serves this version of the service.
     pub fn wait_served(
         &self,
@@ -119,7 +131,8 @@ impl CalculatorClient {
     > + ::core::marker::Send + '_ {
         ::gproc::__private::PidStub::wait_served(&self.stub, timeout)
     }
-    /// The PID this client calls.
+    /// The PID this client calls; by name, the holder found last (0 before
+    /// the first call).
     pub fn pid(&self) -> ::core::primitive::u32 {
         ::gproc::__private::PidStub::pid(&self.stub)
     }

@@ -17,15 +17,16 @@ use super::contract::{
     RpcError, ServiceDescription, ServiceInfo, Stub, WithTimeout, DEFAULT_TIMEOUT,
 };
 use super::inflow::Opening;
+use super::target::Target;
 use super::{fd, local, routing, stream};
 use crate::config::settings;
 use crate::error::Error;
 use crate::groups::{INTROSPECT_GROUP, REQUEST_PREFIX};
 use crate::transport::{self, driver, Hold, Peer};
 
-/// Calls a service on a process by PID.
+/// Calls a service on a process by PID, or on whoever holds a name.
 pub struct PidStub<Req, Resp> {
-    pid: u32,
+    target: Target,
     timeout: Duration,
     info: &'static ServiceInfo,
     /// `gproc/rpc/<Service>`, made once.
@@ -36,7 +37,7 @@ pub struct PidStub<Req, Resp> {
 impl<Req, Resp> Clone for PidStub<Req, Resp> {
     fn clone(&self) -> Self {
         PidStub {
-            pid: self.pid,
+            target: self.target.clone(),
             timeout: self.timeout,
             info: self.info,
             group: self.group.clone(),
@@ -47,9 +48,12 @@ impl<Req, Resp> Clone for PidStub<Req, Resp> {
 
 impl<Req, Resp> std::fmt::Debug for PidStub<Req, Resp> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PidStub")
-            .field("service", &self.info.name)
-            .field("pid", &self.pid)
+        let mut f = f.debug_struct("PidStub");
+        f.field("service", &self.info.name);
+        if let Some(name) = self.target.name_of() {
+            f.field("name", &name);
+        }
+        f.field("pid", &self.target.pid())
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -64,8 +68,20 @@ impl<Req, Resp> WithTimeout for PidStub<Req, Resp> {
 impl<Req, Resp> PidStub<Req, Resp> {
     /// A stub for `info`'s service on `pid`, with the [default deadline](DEFAULT_TIMEOUT).
     pub fn new(pid: u32, info: &'static ServiceInfo) -> Self {
+        Self::to(Target::Pid(pid), info)
+    }
+
+    /// A stub for `info`'s service on whoever holds `name`: looked up at the first call,
+    /// and again whenever the holder found last is gone (a restarted holder has a new
+    /// PID). Nothing is looked up here: a name nobody holds, or an invalid one, fails the
+    /// calls ([`Error::NoSuchName`], [`Error::InvalidName`] in [`RpcError::Transport`]).
+    pub fn by_name(name: impl Into<String>, info: &'static ServiceInfo) -> Self {
+        Self::to(Target::name(name.into()), info)
+    }
+
+    fn to(target: Target, info: &'static ServiceInfo) -> Self {
         PidStub {
-            pid,
+            target,
             timeout: DEFAULT_TIMEOUT,
             info,
             group: format!("{REQUEST_PREFIX}{}", info.name).into(),
@@ -78,9 +94,9 @@ impl<Req, Resp> PidStub<Req, Resp> {
         PidStub { timeout, ..self }
     }
 
-    /// The PID it calls.
+    /// The PID it calls; by name, the holder found last (0 before the first call).
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.target.pid()
     }
 
     /// Waits until `pid` serves this version of the service.
@@ -90,7 +106,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
     /// [`RpcError::SchemaMismatch`] when it serves another version,
     /// [`RpcError::DeadlineExceeded`] when `timeout` passes first.
     pub async fn wait_served(&self, timeout: Duration) -> Result<(), RpcError> {
-        let (pid, info, group) = (self.pid, self.info, self.group.clone());
+        let (target, info, group) = (self.target.clone(), self.info, self.group.clone());
         let deadline = crate::rt::deadline_after(timeout);
         async move {
             let mut pause = Duration::from_millis(1);
@@ -104,16 +120,23 @@ impl<Req, Resp> PidStub<Req, Resp> {
                         |e: RpcError| e.to_string(),
                     );
                     tracing::warn!(
-                        pid,
+                        pid = target.pid(),
+                        name = target.name_of(),
                         service = info.name,
                         "gproc: wait_served gave up after {timeout:?}; last seen: {seen}"
                     );
                     return Err(RpcError::DeadlineExceeded);
                 }
-                match raw_call(pid, &group, Kind::Probe, info, &(), left).await {
+                let probed = match target.resolve() {
+                    Ok(pid) => raw_call(pid, &group, Kind::Probe, info, &(), left).await,
+                    Err(e) => Err(e),
+                };
+                match probed {
                     Ok(_) => return Ok(()),
+                    // Not up yet, not served yet, or (by name) not named yet.
                     Err(e @ RpcError::ServiceNotServed { .. })
-                    | Err(e @ RpcError::Transport(Error::NotListening(_))) => last_seen = Some(e),
+                    | Err(e @ RpcError::Transport(Error::NotListening(_)))
+                    | Err(e @ RpcError::Transport(Error::NoSuchName(_))) => last_seen = Some(e),
                     Err(RpcError::DeadlineExceeded) => {}
                     Err(e) => return Err(e),
                 }
@@ -135,8 +158,14 @@ where
     type Resp = Resp;
 
     fn call(&self, req: Req) -> impl Future<Output = Result<Resp, RpcError>> + Send {
-        let (pid, info, timeout, group) = (self.pid, self.info, self.timeout, self.group.clone());
+        let (target, info, timeout, group) = (
+            self.target.clone(),
+            self.info,
+            self.timeout,
+            self.group.clone(),
+        );
         async move {
+            let pid = target.resolve()?;
             let (reply, fds, peer) = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
             // The streams in the reply come on its connection; its descriptors came with it.
             let opening = Opening { peer, group };
@@ -157,8 +186,14 @@ where
     /// the handler: this waits for that answer, not for the handler. Dropped before the
     /// answer came, the request may or may not be handled.
     fn call_oneway(&self, req: Req) -> impl Future<Output = Result<(), RpcError>> + Send {
-        let (pid, info, timeout, group) = (self.pid, self.info, self.timeout, self.group.clone());
+        let (target, info, timeout, group) = (
+            self.target.clone(),
+            self.info,
+            self.timeout,
+            self.group.clone(),
+        );
         async move {
+            let pid = target.resolve()?;
             raw_call(pid, &group, Kind::Oneway, info, &req, timeout)
                 .await
                 .map(drop)

@@ -9,6 +9,7 @@
 //!   for requests;
 //! - `routing`: replies to the calls waiting for them, and the bring-up of the routes;
 //! - `client`: [`PidStub`], calls by PID, [`introspect`];
+//! - `target`: who a stub calls: a PID, or the holder of a name;
 //! - `serve`: [`serve`], what `{Trait}Server::serve` runs.
 //!
 //! Requests travel as messages in the reserved group `gproc/rpc/<Service>`, replies in
@@ -34,6 +35,7 @@ mod routing;
 mod serve;
 mod server;
 mod stream;
+mod target;
 
 pub use caller::{caller, Caller};
 pub use client::{introspect, PidStub};

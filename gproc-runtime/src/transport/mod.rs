@@ -47,5 +47,5 @@ pub(crate) mod writer;
 
 pub(crate) use connection::{install_sink, Delivery, Peer, Sink};
 pub(crate) use engine::lock;
-pub(crate) use peers::{forget, peer};
+pub(crate) use peers::{forget, is_connected, peer};
 pub(crate) use writer::Hold;

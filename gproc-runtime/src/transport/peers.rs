@@ -103,6 +103,14 @@ pub(crate) async fn peer(target: u32) -> Result<Arc<Peer>> {
     }
 }
 
+/// Whether a connection to `target` is open now; connects to nothing.
+pub(crate) fn is_connected(target: u32) -> bool {
+    lock(&table().slots)
+        .get(&target)
+        .and_then(|slot| slot.primary.as_ref())
+        .is_some_and(|peer| !peer.is_closed())
+}
+
 /// Connects to `target` and runs the handshake. `Ok(None)` when superseded.
 async fn connect(target: u32, deadline: tokio::time::Instant) -> Result<Option<Arc<Peer>>> {
     let s = settings();
