@@ -37,6 +37,7 @@ const TESTS: &[(&str, fn())] = tests![
     exited_works_on_a_process_not_a_child,
     new_command_keeps_stdio_cwd_and_env,
     grandchild_is_not_a_gproc_child,
+    by_name_client_follows_a_restart,
 ];
 
 const ROLES: &[(&str, fn())] = &[
@@ -45,6 +46,7 @@ const ROLES: &[(&str, fn())] = &[
     (ROLE_DUMP, role_dump),
     (ROLE_MIDDLE, role_middle),
     (ROLE_IDENTITY, role_identity),
+    (ROLE_SERVE, role_serve),
 ];
 
 fn main() {
@@ -72,6 +74,9 @@ const ROLE_DUMP: &str = "dump";
 const ROLE_MIDDLE: &str = "middle";
 /// Prints its identity on stdout, then waits for the test process to exit.
 const ROLE_IDENTITY: &str = "identity";
+
+/// Serves [`Who`] (its name comes from the manager, through `Process::name`).
+const ROLE_SERVE: &str = "serve";
 
 const ENV_OWNER: &str = "GPROC_TEST_OWNER";
 const ENV_EXIT_CODE: &str = "GPROC_TEST_EXIT_CODE";
@@ -146,6 +151,28 @@ fn role_middle() {
     // Reaped when it exits, as a parent that knows nothing of gproc would.
     std::thread::spawn(move || grandchild.wait());
     run_role(std::future::pending());
+}
+
+/// Answers who it is.
+#[gproc::service]
+pub trait Who {
+    /// The PID of the process that answers.
+    async fn whoami(&self) -> u32;
+}
+
+struct Me;
+
+impl Who for Me {
+    async fn whoami(&self) -> u32 {
+        gproc::pid()
+    }
+}
+
+fn role_serve() {
+    run_role(async {
+        WhoServer::new(Me).serve().await.expect("serve");
+        0
+    });
 }
 
 fn role_identity() {
@@ -607,5 +634,59 @@ fn grandchild_is_not_a_gproc_child() {
         assert_eq!(report["ppid"], middle_pid.to_string(), "{report:?}");
         assert_eq!(report["ppid_os"], middle_pid.to_string(), "{report:?}");
         manager.kill_all().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Names across restarts
+// ---------------------------------------------------------------------------------------
+
+/// A named worker under `OnFailure`, a `by_name` client: it answers as the first
+/// incarnation; after a SIGKILL its calls fail while no incarnation is up (the backoff
+/// keeps it down for 300 ms), and once the next incarnation is up the same client reaches
+/// it, with no new client built.
+fn by_name_client_follows_a_restart() {
+    run("by_name_restart", async {
+        let manager = Manager::new();
+        let mut events = manager.events();
+        let mut worker = manager.new_command(command(ROLE_SERVE));
+        worker
+            .name("who")
+            .restart(Restart::OnFailure)
+            .restart_backoff(Duration::from_millis(300), Duration::from_millis(300));
+        let first = worker.start().await.expect("start");
+        assert_eq!(
+            next(&mut events).await,
+            Event::Started {
+                pid: first,
+                name: Some("who".into())
+            }
+        );
+        let client = WhoClient::by_name("who").with_timeout(Duration::from_secs(5));
+        client
+            .wait_served(EVENT_TIMEOUT)
+            .await
+            .expect("served by name");
+        assert_eq!(client.whoami().await.expect("call"), first);
+        assert_eq!(gproc::lookup("who").await.expect("lookup"), first);
+
+        support::signal(first, rustix::process::Signal::KILL);
+        expect_exited(&mut events, first).await;
+        expect_restarting(&mut events, first).await;
+        // Down: no incarnation holds the name.
+        let down = client.whoami().await;
+        assert!(
+            matches!(down, Err(gproc::RpcError::Transport(_))),
+            "a call while no incarnation is up: {down:?}"
+        );
+        let second = expect_started(&mut events).await;
+        // Up again: the same client waits for it by name, then reaches it.
+        client
+            .wait_served(EVENT_TIMEOUT)
+            .await
+            .expect("served again");
+        assert_eq!(gproc::lookup("who").await.expect("lookup"), second);
+        assert_eq!(client.whoami().await.expect("the same client"), second);
+        worker.kill().await.expect("kill");
     });
 }
