@@ -62,7 +62,7 @@ for s in "${scenarios[@]}"; do
 done
 
 cd "$(dirname "$0")/.."
-exe=$(cargo bench --bench "$bench" --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
+exe=$(cargo bench -p gproc-benches --bench "$bench" --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
 [[ -x $exe ]] || { echo "counts.sh: cannot find the $bench bench executable" >&2; exit 1; }
 
 work=$(mktemp -d)

@@ -3,9 +3,9 @@
 //! current-thread one, and the blocking API with no runtime), with both processes pinned to
 //! one CPU and unpinned.
 //!
-//! Run with `cargo bench --bench raw` (criterion arguments after `--` are forwarded, e.g.
-//! `cargo bench --bench raw -- unpinned/blocking/roundtrip_16B`;
-//! `GPROC_BENCH_FLAVOR=blocking cargo bench --bench raw` runs one flavor's drivers only).
+//! Run with `cargo bench -p gproc-benches --bench raw` (criterion arguments after `--` are forwarded, e.g.
+//! `cargo bench -p gproc-benches --bench raw -- unpinned/blocking/roundtrip_16B`;
+//! `GPROC_BENCH_FLAVOR=blocking cargo bench -p gproc-benches --bench raw` runs one flavor's drivers only).
 //! The roles (top level, drivers, peer) are described in `benches/support/mod.rs`.
 //!
 //! Criterion groups, each `<placement>/<flavor>/<scenario>`:

@@ -4,8 +4,8 @@
 //! what leaving the machine costs.
 //!
 //! ```text
-//! cargo bench --features tarpc --bench remote
-//! GPROC_BENCH_FLAVOR=current_thread GPROC_BENCH_PROBE=add_bridge:20000 cargo bench --features tarpc --bench remote
+//! cargo bench -p gproc-benches --features tarpc --bench remote
+//! GPROC_BENCH_FLAVOR=current_thread GPROC_BENCH_PROBE=add_bridge:20000 cargo bench -p gproc-benches --features tarpc --bench remote
 //! ```
 //!
 //! Placements and flavors as in `benches/support` (pinned and unpinned; multi-thread,

@@ -5,9 +5,9 @@
 //! echo, and a plain 16-byte ping-pong the reference for `add`'s latency. A server stream
 //! (`gproc::Stream`) is measured beside a loop of raw acknowledged sends of the same size.
 //!
-//! Run with `cargo bench --bench rpc` (criterion arguments after `--` are forwarded, e.g.
-//! `cargo bench --bench rpc -- unpinned/current_thread/add_latency`;
-//! `GPROC_BENCH_FLAVOR=blocking cargo bench --bench rpc` runs one flavor's drivers only).
+//! Run with `cargo bench -p gproc-benches --bench rpc` (criterion arguments after `--` are forwarded, e.g.
+//! `cargo bench -p gproc-benches --bench rpc -- unpinned/current_thread/add_latency`;
+//! `GPROC_BENCH_FLAVOR=blocking cargo bench -p gproc-benches --bench rpc` runs one flavor's drivers only).
 //! The roles (top level, drivers, peer) are described in `benches/support/mod.rs`.
 //!
 //! tarpc runs as its documentation shows for Unix sockets: `tarpc::serde_transport` over a

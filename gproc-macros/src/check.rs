@@ -8,7 +8,14 @@ use syn::spanned::Spanned;
 use crate::ast::{Method, Service, Unsupported};
 
 /// Names the generated client already uses: a method with one of them would clash.
-const RESERVED_METHODS: &[&str] = &["new", "with_timeout", "wait_served", "from_stub", "pid"];
+const RESERVED_METHODS: &[&str] = &[
+    "new",
+    "by_name",
+    "with_timeout",
+    "wait_served",
+    "from_stub",
+    "pid",
+];
 
 /// Joins errors into one, or `Ok` when there are none.
 pub fn combine(errors: Vec<syn::Error>) -> syn::Result<()> {

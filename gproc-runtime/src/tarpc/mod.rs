@@ -41,7 +41,7 @@
 //! enum; a response is the generated response enum or what went wrong.
 //!
 //! Postcard rather than bincode: measured here with plain tarpc over TCP loopback on the
-//! same service (`cargo bench --features tarpc --bench remote`, BENCHMARKS.md), a call
+//! same service (`cargo bench -p gproc-benches --features tarpc --bench remote`, BENCHMARKS.md), a call
 //! took 30.8 µs with postcard and 36.1 µs with bincode on a multi-thread runtime, 29.9
 //! and 32.5 µs on a current-thread one (medians of three, both processes on one CPU).
 //! Postcard's frames are smaller too (varints), and it is the codec gproc already uses

@@ -7,6 +7,7 @@
 //! prints them; the test body is the client. Waits are on events (lines, replies, a
 //! server's own stats), never fixed sleeps.
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
