@@ -86,8 +86,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{pid} serves {} (fingerprint {:016x}):",
             service.name, service.fingerprint
         );
-        for (_, signature) in service.methods {
-            println!("    {signature}");
+        for method in service.methods {
+            println!("    {}", method.signature);
         }
     }
     child.kill().await?;

@@ -1,9 +1,23 @@
 //! A tour of gproc in one command: the program starts three copies of itself as workers
-//! through a [`gproc::Manager`], talks to them in several groups, measures round trips,
-//! shows the error for a dead PID, and stops them all.
+//! through a [`gproc::Manager`], each holding a name and serving a typed service, talks
+//! to them in several groups, calls them by name, measures round trips, shows the error
+//! for a dead PID, and stops them all.
 //!
 //! ```text
 //! cargo run --release --example demo
+//! ```
+//!
+//! With `-- --hold`, it leaves the workers up after the tour, for a look with the `gproc`
+//! command from another shell, until it is told to go on (or Ctrl-C ends it, and the
+//! workers with it):
+//!
+//! ```text
+//! cargo build --release -p gproc-cli
+//! cargo run --release --example demo -- --hold &
+//! target/release/gproc ls
+//! target/release/gproc inspect demo-worker-0
+//! target/release/gproc call demo-worker-0 Worker.square '[12]'
+//! target/release/gproc send demo --group control go on
 //! ```
 //!
 //! Groups used:
@@ -24,6 +38,59 @@ const LARGE_SIZE: usize = 64 * 1024;
 
 type Res<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
 
+/// What each worker serves besides its raw groups; `gproc inspect` shows it, and
+/// `gproc call` calls it with JSON.
+#[gproc::service]
+pub trait Worker {
+    /// `n` squared.
+    async fn square(&self, n: i64) -> i64;
+    /// `a / b`, or why not.
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, String>;
+    /// Who the worker is, and how much it has done.
+    async fn status(&self) -> WorkerStatus;
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct WorkerStatus {
+    pub index: usize,
+    pub pid: u32,
+    pub calls: u64,
+}
+
+struct Work {
+    index: usize,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl Work {
+    fn count(&self) -> u64 {
+        1 + self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Worker for Work {
+    async fn square(&self, n: i64) -> i64 {
+        self.count();
+        n.saturating_mul(n)
+    }
+
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, String> {
+        self.count();
+        a.checked_div(b)
+            .ok_or_else(|| format!("cannot divide {a} by {b}"))
+    }
+
+    async fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            index: self.index,
+            pid: gproc::pid(),
+            calls: self.count(),
+        }
+    }
+}
+
 // A multi-thread runtime, as most programs have: gproc's connections then live on it, and
 // a message wakes its receiving task without a hop to another thread.
 #[tokio::main]
@@ -42,6 +109,11 @@ async fn worker(index: usize) -> Res {
     let parent = gproc::ppid();
     let dir = std::env::var(gproc::ENV_DIR).unwrap_or_default();
     let up = format!("worker {index} up (GPROC_PPID={parent}, GPROC_DIR={dir})");
+    let work = Work {
+        index,
+        calls: Default::default(),
+    };
+    tokio::spawn(WorkerServer::new(work).serve());
     gproc::send_group(parent, "status", up).await?;
     tokio::spawn(answer_broadcasts(index, parent));
     loop {
@@ -89,15 +161,19 @@ async fn parent() -> Res {
         row(&pid.to_string(), &text);
     }
     jobs(&pids).await?;
+    typed_calls().await?;
     broadcast(&manager).await?;
     round_trips(pids[0]).await?;
+    if std::env::args().any(|a| a == "--hold") {
+        hold().await?;
+    }
     dead_pid(&manager, &workers[WORKERS - 1]).await?;
     stop(&manager, &workers[..WORKERS - 1]).await?;
     println!("\ndone in {:.2} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-struct Worker {
+struct Spawned {
     pid: u32,
     process: gproc::Process,
 }
@@ -110,10 +186,10 @@ fn row(label: &str, text: &str) {
     println!("  {label:<16}{text}");
 }
 
-async fn start_workers(manager: &gproc::Manager) -> Res<Vec<Worker>> {
+async fn start_workers(manager: &gproc::Manager) -> Res<Vec<Spawned>> {
     section(
         "workers",
-        "Manager::new_process, die_with_parent(true), start, ready",
+        "Manager::new_process, name, die_with_parent(true), start, ready",
     );
     let exe = std::env::current_exe()?;
     let no_args: [&str; 0] = [];
@@ -122,15 +198,16 @@ async fn start_workers(manager: &gproc::Manager) -> Res<Vec<Worker>> {
         let t = Instant::now();
         let envs = [(ROLE_ENV, index.to_string())];
         let mut process = manager.new_process(&exe, no_args, envs);
+        process.name(format!("demo-worker-{index}"));
         process.die_with_parent(true);
         let pid = process.start().await?;
         process.ready(Duration::from_secs(5)).await?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         row(
             &format!("worker {index}"),
-            &format!("pid {pid:<8} listening after {ms:4.1} ms"),
+            &format!("pid {pid:<8} demo-worker-{index}, listening after {ms:4.1} ms"),
         );
-        workers.push(Worker { pid, process });
+        workers.push(Spawned { pid, process });
     }
     Ok(workers)
 }
@@ -163,6 +240,60 @@ async fn jobs(pids: &[u32]) -> Res {
             &format!("{job} -> {answer} (reply from {})", reply.sender_pid),
         );
     }
+    Ok(())
+}
+
+/// Typed calls by name: the same workers, through their `Worker` service.
+async fn typed_calls() -> Res {
+    section("typed calls", "WorkerClient::by_name(\"demo-worker-N\")");
+    for index in 0..WORKERS {
+        let name = format!("demo-worker-{index}");
+        let worker = WorkerClient::by_name(name.as_str());
+        worker.wait_served(Duration::from_secs(5)).await?;
+        let t = Instant::now();
+        let square = worker.square(7 + index as i64).await?;
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        let divided = worker.divide(1, index as i64).await?;
+        let status = worker.status().await?;
+        row(
+            &name,
+            &format!(
+                "square({}) = {square} in {us:.0} µs, divide(1, {index}) = {divided:?}, {status:?}",
+                7 + index
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Leaves the workers up (`--hold`) until a message comes in the group `"control"` of
+/// the name `demo`, which this process holds: a look with the `gproc` command meanwhile.
+async fn hold() -> Res {
+    gproc::register("demo").await?;
+    section(
+        "holding",
+        "the workers stay up; from another shell, try (then the last line to go on)",
+    );
+    for command in [
+        "gproc ls",
+        "gproc inspect demo-worker-0",
+        "gproc call demo-worker-0 Worker.square '[12]'",
+        "gproc call demo-worker-1 Worker.divide '[1, 0]'",
+        "gproc ping demo-worker-2 -c 5",
+        "gproc send demo --group control 'go on'",
+    ] {
+        row("", command);
+    }
+    row(
+        "",
+        &format!("(in {}; Ctrl-C here ends it all)", gproc::dir().display()),
+    );
+    let msg = gproc::receive_group("control").await?;
+    let text = String::from_utf8_lossy(&msg.data);
+    row(
+        "control",
+        &format!("{text:?} from {}: going on", msg.sender_pid),
+    );
     Ok(())
 }
 
@@ -229,7 +360,7 @@ fn report(label: &str, times: &mut [Duration]) {
     row(label, &text);
 }
 
-async fn dead_pid(manager: &gproc::Manager, victim: &Worker) -> Res {
+async fn dead_pid(manager: &gproc::Manager, victim: &Spawned) -> Res {
     let pid = victim.pid;
     section("dead PID", "Process::kill, then gproc::send to its PID");
     victim.process.kill().await?;
@@ -252,7 +383,7 @@ async fn dead_pid(manager: &gproc::Manager, victim: &Worker) -> Res {
     Ok(())
 }
 
-async fn stop(manager: &gproc::Manager, workers: &[Worker]) -> Res {
+async fn stop(manager: &gproc::Manager, workers: &[Spawned]) -> Res {
     section("stop", "\"stop\" in \"jobs\", then Manager::wait_all");
     for w in workers {
         gproc::send_group(w.pid, "jobs", "stop").await?;

@@ -1268,17 +1268,15 @@ fn introspect_lists_services() {
         assert_eq!(names, ["Calculator", "Versioned"]);
 
         let calc = &services[0];
-        let methods: Vec<&str> = calc.methods.iter().map(|(n, _)| n.as_str()).collect();
+        let methods: Vec<&str> = calc.methods.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             methods,
             ["add", "div", "log", "logged", "echo", "fill", "sleep", "stats", "gather", "boom"],
             "Calculator's methods, in order"
         );
         let signature = |name: &str| {
-            calc.methods
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, s)| s.as_str())
+            calc.method(name)
+                .map(|m| m.signature.as_str())
                 .unwrap_or_else(|| panic!("no method {name}"))
         };
         assert_eq!(
@@ -1295,21 +1293,37 @@ fn introspect_lists_services() {
             "async fn echo(&self, data: Vec<u8>) -> Vec<u8>"
         );
 
+        // Argument names and types as text, the return type, and whether it is a Result.
+        let div = calc.method("div").expect("div");
+        let args = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|&(n, t)| (n.to_owned(), t.to_owned()))
+                .collect()
+        };
+        assert_eq!(div.args, args(&[("a", "f64"), ("b", "f64")]));
+        assert_eq!(div.output, "Result<f64, String>");
+        assert!(div.fallible && !div.oneway, "{div:?}");
+        let log = calc.method("log").expect("log");
+        assert_eq!((log.output.as_str(), log.fallible), ("()", false));
+        let add = calc.method("add").expect("add");
+        assert_eq!((add.output.as_str(), add.fallible), ("i64", false));
+
         let versioned = &services[1];
+        let described: Vec<(&str, &str)> = versioned
+            .methods
+            .iter()
+            .map(|m| (m.name.as_str(), m.signature.as_str()))
+            .collect();
         assert_eq!(
-            versioned.methods,
+            described,
             [
-                ("get".to_owned(), "async fn get(&self) -> u32".to_owned()),
-                (
-                    "name".to_owned(),
-                    "async fn name(&self) -> String".to_owned()
-                ),
-                (
-                    "scale".to_owned(),
-                    "async fn scale(&self, x: u32) -> u32".to_owned()
-                ),
+                ("get", "async fn get(&self) -> u32"),
+                ("name", "async fn name(&self) -> String"),
+                ("scale", "async fn scale(&self, x: u32) -> u32"),
             ]
         );
+        assert_eq!(versioned.methods[2].args, args(&[("x", "u32")]));
         assert_ne!(calc.fingerprint, versioned.fingerprint);
 
         let again = ok("introspect again", gproc::introspect(pid)).await;
@@ -1340,7 +1354,7 @@ fn introspect_lists_services() {
             "doc comments and argument names change the fingerprint"
         );
         assert_eq!(
-            mine[0].methods[2].1, "async fn scale(&self, factor: u32) -> u32",
+            mine[0].methods[2].signature, "async fn scale(&self, factor: u32) -> u32",
             "the signature text shows this trait's argument name"
         );
         local.abort();
@@ -1364,7 +1378,7 @@ fn introspect_lists_services() {
             mine[0].fingerprint, versioned.fingerprint,
             "v1 and v2 have the same fingerprint"
         );
-        assert_eq!(mine[0].methods[0].1, "async fn get(&self) -> u64");
+        assert_eq!(mine[0].methods[0].signature, "async fn get(&self) -> u64");
         local.abort();
     });
 }

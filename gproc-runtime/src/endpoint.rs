@@ -1,5 +1,6 @@
 //! The endpoint's bring-up: the inbox installed, the socket bound and looked after (with
-//! the names held), the watchdog started, and the parent told that this child listens.
+//! the names held), the watchdog started, and the parent told that this child listens;
+//! and the listing of the directory's endpoints.
 //!
 //! It sits above the transport and the inbox and below the RPC layer, whose
 //! `rpc::up` installs its routes first and then calls [`up`]: every entry point of the
@@ -32,6 +33,28 @@ pub(crate) fn up() -> Result<()> {
     start_upkeep();
     announce_ready();
     Ok(())
+}
+
+/// The PIDs of the live processes with an endpoint in this process's directory
+/// ([`dir`](crate::dir)), in order, this one included once it listens. What `gproc ls`
+/// lists; socket files left by dead processes are passed over.
+///
+/// A process listed may still be a PID reused by a process that is not gproc's, whose
+/// predecessor's socket file was not removed yet: [`ping`](crate::ping) or
+/// [`introspect`](crate::introspect) it to know.
+///
+/// ```
+/// for pid in gproc::endpoints()? {
+///     println!("{pid} has an endpoint in {}", gproc::dir().display());
+/// }
+/// # Ok::<(), gproc::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`](crate::Error::Io) when the directory cannot be read.
+pub fn endpoints() -> Result<Vec<u32>> {
+    Ok(listener::live_sockets(crate::config::dir())?)
 }
 
 /// Looks after the socket file for the life of the process (see [`listener::upkeep`]).

@@ -8,8 +8,8 @@ use crate::ast::Method;
 
 impl Generator<'_> {
     // Input:  async fn add(&self, a: i64, b: i64) -> i64;
-    // Output: enum CalculatorRequest { Add { a: i64, b: i64 } }
-    //         enum CalculatorResponse { Add(i64) }
+    // Output: enum CalculatorRequest { #[serde(rename = "add")] Add { a: i64, b: i64 } }
+    //         enum CalculatorResponse { #[serde(rename = "add")] Add(i64) }
     pub(super) fn expand_messages(&self) -> TokenStream {
         let private = &self.private;
         let arg_types = self
@@ -21,17 +21,20 @@ impl Generator<'_> {
         let (request, response) = (&self.request, &self.response);
         let vis = &self.service.item.vis;
         let trait_name = self.service.ident();
+        // Each variant goes by the method's name in serde: the JSON call path reads
+        // `{"add": [1, 2]}`. postcard encodes variants by index, so the binary path does
+        // not see names.
         let requests = self.methods().iter().map(|m| {
-            let variant = m.variant();
+            let (variant, name) = (m.variant(), super::unraw(&m.ident));
             let fields = m.args.iter().map(|a| {
                 let (name, ty) = (Method::arg_ident(a), &a.ty);
                 quote!(#name: #ty)
             });
-            quote!(#variant { #(#fields),* })
+            quote!(#[serde(rename = #name)] #variant { #(#fields),* })
         });
         let responses = self.methods().iter().map(|m| {
-            let (variant, output) = (m.variant(), &m.output);
-            quote!(#variant(#output))
+            let (variant, output, name) = (m.variant(), &m.output, super::unraw(&m.ident));
+            quote!(#[serde(rename = #name)] #variant(#output))
         });
         let request_doc = format!(" The requests of [`{trait_name}`], one variant per method.");
         let response_doc = format!(" The responses of [`{trait_name}`], one variant per method.");

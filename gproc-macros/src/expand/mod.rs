@@ -205,7 +205,27 @@ impl<'a> Generator<'a> {
         let fingerprint = fingerprint(self.service);
         let methods = self.methods().iter().map(|m| {
             let (name, signature) = (unraw(&m.ident), signature(m));
-            quote!(#private::MethodInfo { name: #name, signature: #signature })
+            let args = m.args.iter().map(|a| {
+                let name = Method::arg_ident(a).map(unraw).unwrap_or_default();
+                let ty = type_text(&a.ty);
+                quote!((#name, #ty))
+            });
+            let (output, fallible, oneway) =
+                (type_text(&m.output), is_result(&m.output), m.is_oneway());
+            quote! {
+                #private::MethodInfo {
+                    name: #name,
+                    signature: #signature,
+                    args: &[#(#args),*],
+                    output: #output,
+                    fallible: #fallible,
+                    oneway: #oneway,
+                }
+            }
+        });
+        let names = self.methods().iter().map(|m| {
+            let (variant, name) = (m.variant(), unraw(&m.ident));
+            quote!(#request::#variant { .. } => #name,)
         });
         quote! {
             #[automatically_derived]
@@ -217,6 +237,12 @@ impl<'a> Generator<'a> {
                         methods: &[#(#methods),*],
                     };
                     &__GPROC_INFO
+                }
+
+                fn method(&self) -> &'static ::core::primitive::str {
+                    match *self {
+                        #(#names)*
+                    }
                 }
             }
         }
@@ -273,6 +299,17 @@ fn type_text(tokens: &impl ToTokens) -> String {
         out.push_str(part);
     }
     out
+}
+
+/// Whether a return type is a `Result` (by its last path segment, as `io::Result` is):
+/// a JSON call then reports its `Err` as the method's error.
+fn is_result(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        syn::Type::Paren(p) => is_result(&p.elem),
+        syn::Type::Group(g) => is_result(&g.elem),
+        _ => false,
+    }
 }
 
 /// The method's signature as introspection shows it.

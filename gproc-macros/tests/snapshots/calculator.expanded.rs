@@ -38,10 +38,15 @@ pub trait Calculator {
     )
 )]
 pub enum CalculatorRequest {
+    #[serde(rename = "add")]
     Add { a: i64, b: i64 },
+    #[serde(rename = "div")]
     Div { a: f64, b: f64 },
+    #[serde(rename = "log")]
     Log { line: String },
+    #[serde(rename = "note")]
     Note { line: String },
+    #[serde(rename = "sums")]
     Sums { n: u64 },
 }
 /// The responses of [`Calculator`], one variant per method.
@@ -54,10 +59,15 @@ pub enum CalculatorRequest {
     )
 )]
 pub enum CalculatorResponse {
+    #[serde(rename = "add")]
     Add(i64),
+    #[serde(rename = "div")]
     Div(Result<f64, String>),
+    #[serde(rename = "log")]
     Log(()),
+    #[serde(rename = "note")]
     Note(()),
+    #[serde(rename = "sums")]
     Sums(gproc::Stream<u64>),
 }
 #[automatically_derived]
@@ -70,26 +80,55 @@ impl ::gproc::__private::ServiceRequest for CalculatorRequest {
                 ::gproc::__private::MethodInfo {
                     name: "add",
                     signature: "async fn add(&self, a: i64, b: i64) -> i64",
+                    args: &[("a", "i64"), ("b", "i64")],
+                    output: "i64",
+                    fallible: false,
+                    oneway: false,
                 },
                 ::gproc::__private::MethodInfo {
                     name: "div",
                     signature: "async fn div(&self, a: f64, b: f64) -> Result<f64, String>",
+                    args: &[("a", "f64"), ("b", "f64")],
+                    output: "Result<f64, String>",
+                    fallible: true,
+                    oneway: false,
                 },
                 ::gproc::__private::MethodInfo {
                     name: "log",
                     signature: "async fn log(&self, line: String)",
+                    args: &[("line", "String")],
+                    output: "()",
+                    fallible: false,
+                    oneway: false,
                 },
                 ::gproc::__private::MethodInfo {
                     name: "note",
                     signature: "#[gproc(oneway)] async fn note(&self, line: String)",
+                    args: &[("line", "String")],
+                    output: "()",
+                    fallible: false,
+                    oneway: true,
                 },
                 ::gproc::__private::MethodInfo {
                     name: "sums",
                     signature: "async fn sums(&self, n: u64) -> gproc::Stream<u64>",
+                    args: &[("n", "u64")],
+                    output: "gproc::Stream<u64>",
+                    fallible: false,
+                    oneway: false,
                 },
             ],
         };
         &__GPROC_INFO
+    }
+    fn method(&self) -> &'static ::core::primitive::str {
+        match *self {
+            CalculatorRequest::Add { .. } => "add",
+            CalculatorRequest::Div { .. } => "div",
+            CalculatorRequest::Log { .. } => "log",
+            CalculatorRequest::Note { .. } => "note",
+            CalculatorRequest::Sums { .. } => "sums",
+        }
     }
 }
 /// Calls [`Calculator`] on a process by PID, `CalculatorClient::new(pid)`, or by name, `CalculatorClient::by_name(name)`. Cheap to clone.

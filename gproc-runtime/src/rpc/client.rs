@@ -11,13 +11,15 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::codec::{Kind, RequestHead, Status};
 use super::contract::{
-    RpcError, ServiceDescription, ServiceInfo, Stub, WithTimeout, DEFAULT_TIMEOUT,
+    RpcError, ServiceDescription, ServiceInfo, ServiceRequest, Stub, WithTimeout, DEFAULT_TIMEOUT,
 };
 use super::inflow::Opening;
 use super::target::Target;
+use super::trace::Traced;
 use super::{fd, local, routing, stream};
 use crate::config::settings;
 use crate::error::Error;
@@ -128,7 +130,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
                     return Err(RpcError::DeadlineExceeded);
                 }
                 let probed = match target.resolve() {
-                    Ok(pid) => raw_call(pid, &group, Kind::Probe, info, &(), left).await,
+                    Ok(pid) => raw_call(pid, &group, Kind::Probe, key(info), &(), left).await,
                     Err(e) => Err(e),
                 };
                 match probed {
@@ -151,7 +153,7 @@ impl<Req, Resp> PidStub<Req, Resp> {
 
 impl<Req, Resp> Stub for PidStub<Req, Resp>
 where
-    Req: Serialize + Send + Sync + 'static,
+    Req: ServiceRequest + Serialize + Send + Sync + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
     type Req = Req;
@@ -164,22 +166,34 @@ where
             self.timeout,
             self.group.clone(),
         );
+        let mut traced = Traced::call(info.name, req.method());
+        let span = traced.span().clone();
         async move {
-            let pid = target.resolve()?;
-            let (reply, fds, peer) = raw_call(pid, &group, Kind::Call, info, &req, timeout).await?;
-            // The streams in the reply come on its connection; its descriptors came with it.
-            let opening = Opening { peer, group };
-            let decoded = fd::decoding(fds, || {
-                stream::decoding(opening, || postcard::from_bytes(&reply))
-            });
-            decoded.map_err(|e| {
-                if let Some(refusal) = local::take_refusal() {
-                    return local::error(refusal);
-                }
-                tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
-                RpcError::Decode
-            })
+            let tracing = &traced;
+            let result = async move {
+                let pid = target.resolve()?;
+                tracing.pid(pid);
+                let (reply, fds, peer) =
+                    raw_call(pid, &group, Kind::Call, key(info), &req, timeout).await?;
+                // The streams in the reply come on its connection; its descriptors came
+                // with it.
+                let opening = Opening { peer, group };
+                let decoded = fd::decoding(fds, || {
+                    stream::decoding(opening, || postcard::from_bytes(&reply))
+                });
+                decoded.map_err(|e| {
+                    if let Some(refusal) = local::take_refusal() {
+                        return local::error(refusal);
+                    }
+                    tracing::warn!(service = info.name, "gproc: undecodable reply: {e}");
+                    RpcError::Decode
+                })
+            }
+            .await;
+            traced.end_with(&result);
+            result
         }
+        .instrument(span)
     }
 
     /// The server answers a one-way request as soon as it has queued it, and then runs
@@ -192,13 +206,30 @@ where
             self.timeout,
             self.group.clone(),
         );
+        let mut traced = Traced::call(info.name, req.method());
+        let span = traced.span().clone();
         async move {
-            let pid = target.resolve()?;
-            raw_call(pid, &group, Kind::Oneway, info, &req, timeout)
-                .await
-                .map(drop)
+            let result = match target.resolve() {
+                Ok(pid) => {
+                    traced.pid(pid);
+                    raw_call(pid, &group, Kind::Oneway, key(info), &req, timeout)
+                        .await
+                        .map(drop)
+                }
+                Err(e) => Err(e),
+            };
+            traced.end_with(&result);
+            result
         }
+        .instrument(span)
     }
+}
+
+/// What a request says of its service: the name (for errors) and the fingerprint.
+pub(super) type ServiceKey<'a> = (&'a str, u64);
+
+fn key(info: &'static ServiceInfo) -> ServiceKey<'static> {
+    (info.name, info.fingerprint)
 }
 
 /// Lists the services `pid` serves, with their methods and fingerprints.
@@ -211,25 +242,39 @@ where
 /// after the default deadline.
 pub async fn introspect(pid: u32) -> Result<Vec<ServiceDescription>, RpcError> {
     async move {
-        let reply = raw_call(
-            pid,
-            &Arc::from(INTROSPECT_GROUP),
-            Kind::Call,
-            &INTROSPECT,
-            &(),
-            DEFAULT_TIMEOUT,
-        )
-        .await?;
+        let group = Arc::from(INTROSPECT_GROUP);
+        let reply = raw_call(pid, &group, Kind::Call, INTROSPECT, &(), DEFAULT_TIMEOUT).await?;
         postcard::from_bytes(&reply.0).map_err(|_| RpcError::Decode)
     }
     .await
 }
 
-pub(super) static INTROSPECT: ServiceInfo = ServiceInfo {
-    name: INTROSPECT_GROUP,
-    fingerprint: 0,
-    methods: &[],
-};
+/// One round trip to `pid`'s endpoint: a request its runtime answers at once, whatever it
+/// serves. Returns the time from sending to the answer; the first one to a process also
+/// opens the connection, which later ones reuse.
+///
+/// ```no_run
+/// # async fn example(pid: u32) -> Result<(), gproc::RpcError> {
+/// let took = gproc::ping(pid).await?;
+/// println!("{pid} answered in {took:?}");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`introspect`].
+pub async fn ping(pid: u32) -> Result<Duration, RpcError> {
+    async move {
+        let group = Arc::from(INTROSPECT_GROUP);
+        let started = std::time::Instant::now();
+        raw_call(pid, &group, Kind::Probe, INTROSPECT, &(), DEFAULT_TIMEOUT).await?;
+        Ok(started.elapsed())
+    }
+    .await
+}
+
+/// The built-in introspection service: its group, and no fingerprint.
+const INTROSPECT: ServiceKey<'static> = (INTROSPECT_GROUP, 0);
 
 /// A call waiting for its reply. Dropped before the reply came, it tells the server to
 /// stop the handler.
@@ -276,11 +321,13 @@ async fn connect(pid: u32, len: usize) -> Result<Arc<Peer>, Error> {
     Ok(peer)
 }
 
-async fn raw_call(
+/// Sends one request to `pid` and waits for its reply: the body, descriptors and
+/// connection of an `Ok` reply, the error any other status means.
+pub(super) async fn raw_call(
     pid: u32,
     group: &Arc<str>,
     kind: Kind,
-    info: &'static ServiceInfo,
+    (service, fingerprint): ServiceKey<'_>,
     body: &impl Serialize,
     timeout: Duration,
 ) -> Result<(Bytes, Vec<OwnedFd>, Arc<Peer>), RpcError> {
@@ -294,7 +341,7 @@ async fn raw_call(
     let head = RequestHead {
         kind,
         id,
-        fingerprint: info.fingerprint,
+        fingerprint,
         timeout,
     };
     // The descriptors in the request go with its message.
@@ -331,7 +378,7 @@ async fn raw_call(
         () = &mut expired => return Err(RpcError::DeadlineExceeded),
     };
     pending.answered = true;
-    let service = || info.name.to_owned();
+    let service = || service.to_owned();
     match status {
         Status::Ok => Ok((body, fds, peer)),
         Status::NotServed => Err(RpcError::ServiceNotServed { service: service() }),
@@ -347,6 +394,17 @@ async fn raw_call(
                 limit: crate::transport::wire::MAX_FDS,
             }))
         }
+        Status::NoSuchMethod => Err(RpcError::NoSuchMethod {
+            service: service(),
+            method: postcard::from_bytes::<String>(&body).unwrap_or_default(),
+        }),
+        Status::BadArguments => {
+            let (method, why) = postcard::from_bytes::<(String, String)>(&body).unwrap_or_default();
+            Err(RpcError::BadArguments { method, why })
+        }
+        Status::NotJson => Err(RpcError::NotJson {
+            why: postcard::from_bytes::<String>(&body).unwrap_or_default(),
+        }),
         Status::TooLarge => {
             let (size, limit) = postcard::from_bytes::<(u64, u64)>(&body).unwrap_or_default();
             Err(RpcError::Transport(Error::MessageTooLarge {

@@ -21,6 +21,9 @@ pub(super) enum Kind {
     Credit = 4,
     /// The client dropped stream `id`: stop it.
     Stop = 5,
+    /// A call whose body is the method's name and its arguments as a JSON array; the
+    /// reply is JSON too (see `json`).
+    Json = 6,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,12 @@ pub(super) enum Status {
     /// The reply held more descriptors than one message carries; the body holds how
     /// many (u64).
     TooManyFds = 10,
+    /// A JSON call named no method of the service; the body holds the name asked for.
+    NoSuchMethod = 11,
+    /// A JSON call's arguments do not fit; the body holds the method's signature and why.
+    BadArguments = 12,
+    /// A JSON call's reply cannot be written as JSON; the body holds why.
+    NotJson = 13,
 }
 
 impl Status {
@@ -58,6 +67,9 @@ impl Status {
             8 => Status::End,
             9 => Status::Failed,
             10 => Status::TooManyFds,
+            11 => Status::NoSuchMethod,
+            12 => Status::BadArguments,
+            13 => Status::NotJson,
             _ => Status::Decode,
         }
     }
@@ -97,6 +109,7 @@ impl RequestHead {
             3 => Kind::Oneway,
             4 => Kind::Credit,
             5 => Kind::Stop,
+            6 => Kind::Json,
             _ => return None,
         };
         Some(RequestHead {

@@ -57,6 +57,33 @@ pub enum RpcError {
         /// The service's name.
         service: String,
     },
+    /// A JSON call named a method the service does not have.
+    #[error("{service} has no method {method}; `gproc inspect` lists its methods")]
+    NoSuchMethod {
+        /// The service's name.
+        service: String,
+        /// The method asked for.
+        method: String,
+    },
+    /// A JSON call's arguments do not fit the method: not an array, too many or too
+    /// few, or a value of the wrong type.
+    #[error("the arguments do not fit {method}: {why}")]
+    BadArguments {
+        /// The method, with its signature.
+        method: String,
+        /// What did not fit.
+        why: String,
+    },
+    /// A JSON call's reply cannot be written as JSON (a map with keys that are not
+    /// strings, a [`Stream`](crate::Stream) or an [`Fd`](crate::Fd)): the method can be
+    /// called only from Rust, through its client.
+    #[error(
+        "the reply cannot be written as JSON: {why}; call this method through its Rust client"
+    )]
+    NotJson {
+        /// What serde_json said.
+        why: String,
+    },
 }
 
 /// A method of a service, as the macro saw it.
@@ -66,6 +93,15 @@ pub struct MethodInfo {
     pub name: &'static str,
     /// Its signature as written, such as `async fn add(&self, a: i64, b: i64) -> i64`.
     pub signature: &'static str,
+    /// Its arguments' names and types as written, such as `[("a", "i64"), ("b", "i64")]`.
+    pub args: &'static [(&'static str, &'static str)],
+    /// Its return type as written; `()` when none is.
+    pub output: &'static str,
+    /// Whether it returns a `Result` (its last path segment is `Result`), whose `Err` a
+    /// JSON call reports as the method's error.
+    pub fallible: bool,
+    /// Whether it is one-way (`#[gproc(oneway)]`).
+    pub oneway: bool,
 }
 
 /// A service, as the macro saw it.
@@ -86,8 +122,33 @@ pub struct ServiceDescription {
     pub name: String,
     /// The service's fingerprint.
     pub fingerprint: u64,
-    /// Its methods: name and signature text.
-    pub methods: Vec<(String, String)>,
+    /// Its methods, in the trait's order.
+    pub methods: Vec<MethodDescription>,
+}
+
+impl ServiceDescription {
+    /// The method called `name`, if the service has one.
+    pub fn method(&self, name: &str) -> Option<&MethodDescription> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+/// A method of a served service, as [`introspect`](crate::introspect) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodDescription {
+    /// The method's name.
+    pub name: String,
+    /// Its signature as written, such as `async fn add(&self, a: i64, b: i64) -> i64`.
+    pub signature: String,
+    /// Its arguments: name and type as written, in order. A JSON call gives their values
+    /// as an array in this order.
+    pub args: Vec<(String, String)>,
+    /// Its return type as written; `()` when none is.
+    pub output: String,
+    /// Whether it returns a `Result`: a JSON call reports its `Err` as the method's error.
+    pub fallible: bool,
+    /// Whether it is one-way (`#[gproc(oneway)]`).
+    pub oneway: bool,
 }
 
 impl From<&ServiceInfo> for ServiceDescription {
@@ -95,11 +156,24 @@ impl From<&ServiceInfo> for ServiceDescription {
         ServiceDescription {
             name: info.name.to_owned(),
             fingerprint: info.fingerprint,
-            methods: info
-                .methods
+            methods: info.methods.iter().map(MethodDescription::from).collect(),
+        }
+    }
+}
+
+impl From<&MethodInfo> for MethodDescription {
+    fn from(m: &MethodInfo) -> Self {
+        MethodDescription {
+            name: m.name.to_owned(),
+            signature: m.signature.to_owned(),
+            args: m
+                .args
                 .iter()
-                .map(|m| (m.name.to_owned(), m.signature.to_owned()))
+                .map(|&(name, ty)| (name.to_owned(), ty.to_owned()))
                 .collect(),
+            output: m.output.to_owned(),
+            fallible: m.fallible,
+            oneway: m.oneway,
         }
     }
 }
@@ -146,6 +220,8 @@ pub trait Stub: Send + Sync {
 pub trait ServiceRequest {
     /// The service's name, fingerprint and methods.
     fn info() -> &'static ServiceInfo;
+    /// The name of the method this request calls, for the call's tracing span.
+    fn method(&self) -> &'static str;
 }
 
 /// A stub whose calls have a deadline that can be set: what `{Trait}Client::with_timeout`

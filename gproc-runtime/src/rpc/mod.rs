@@ -8,7 +8,9 @@
 //! - `server`: the registry of served services, the dispatcher, and the inbox's route
 //!   for requests;
 //! - `routing`: replies to the calls waiting for them, and the bring-up of the routes;
-//! - `client`: [`PidStub`], calls by PID, [`introspect`];
+//! - `client`: [`PidStub`], calls by PID, [`introspect`], [`ping`];
+//! - `json`: [`call_json`], the JSON call path of tools;
+//! - `trace`: the tracing spans of calls;
 //! - `target`: who a stub calls: a PID, or the holder of a name;
 //! - `serve`: [`serve`], what `{Trait}Server::serve` runs.
 //!
@@ -19,7 +21,8 @@
 //! followed by the postcard encoding of the generated request or response enum:
 //!
 //! ```text
-//! request  kind:u8 id:u64 fingerprint:u64 timeout_us:u64 body   (kind: call, cancel, probe, oneway)
+//! request  kind:u8 id:u64 fingerprint:u64 timeout_us:u64 body   (kind: call, cancel, probe,
+//!                                                                 oneway, credit, stop, json)
 //! reply    status:u8 id:u64 body                                  (status: see `codec::Status`)
 //! ```
 
@@ -29,6 +32,7 @@ mod codec;
 mod contract;
 mod fd;
 mod inflow;
+mod json;
 mod local;
 mod outflow;
 mod routing;
@@ -36,14 +40,16 @@ mod serve;
 mod server;
 mod stream;
 mod target;
+mod trace;
 
 pub use caller::{caller, Caller};
-pub use client::{introspect, PidStub};
+pub use client::{introspect, ping, PidStub};
 pub use contract::{
-    MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, ServiceRequest, Stub,
-    WithTimeout, DEFAULT_TIMEOUT,
+    MethodDescription, MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo,
+    ServiceRequest, Stub, WithTimeout, DEFAULT_TIMEOUT,
 };
 pub use fd::Fd;
+pub use json::call_json;
 #[cfg(feature = "tarpc")]
 pub(crate) use local::{error as local_only_error, take_refusal};
 pub(crate) use routing::up;

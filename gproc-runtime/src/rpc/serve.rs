@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::contract::{RpcError, Serve};
+use super::contract::{RpcError, Serve, ServiceRequest};
 use super::routing::up;
 use super::server::register;
 
@@ -24,7 +24,7 @@ use super::server::register;
 pub async fn serve<S>(service: S) -> Result<(), RpcError>
 where
     S: Serve,
-    S::Req: DeserializeOwned,
+    S::Req: ServiceRequest + DeserializeOwned,
     S::Resp: Serialize,
 {
     let _registration = register(service)?;

@@ -19,12 +19,16 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::caller::{serving, Caller};
 use super::codec::{encode_reply, Kind, RequestHead, Status, REQUEST_HEAD};
-use super::contract::{RpcError, Serve, ServiceDescription, ServiceInfo};
+use super::contract::{
+    MethodInfo, RpcError, Serve, ServiceDescription, ServiceInfo, ServiceRequest,
+};
 use super::outflow::Outflows;
-use super::{fd, stream};
+use super::trace::Traced;
+use super::{fd, json, stream};
 use crate::config::settings;
 use crate::groups::{INTROSPECT_GROUP, REPLY_GROUP, REQUEST_PREFIX};
 use crate::inbox::Route;
@@ -35,7 +39,7 @@ use crate::transport::{lock, wire, Delivery, Hold, Peer};
 pub(super) fn register<S>(service: S) -> Result<Registration, RpcError>
 where
     S: Serve,
-    S::Req: DeserializeOwned,
+    S::Req: ServiceRequest + DeserializeOwned,
     S::Resp: Serialize,
 {
     let info = service.info();
@@ -91,7 +95,7 @@ struct Dispatcher<S> {
 impl<S> Dispatch for Dispatcher<S>
 where
     S: Serve,
-    S::Req: DeserializeOwned,
+    S::Req: ServiceRequest + DeserializeOwned,
     S::Resp: Serialize,
 {
     fn info(&self) -> &'static ServiceInfo {
@@ -122,13 +126,13 @@ where
                 }
             }
             Kind::Stop => self.outflows.stop(peer, head.id),
-            Kind::Probe | Kind::Call | Kind::Oneway
+            Kind::Probe | Kind::Call | Kind::Oneway | Kind::Json
                 if head.fingerprint != self.info().fingerprint =>
             {
                 reply(peer, head.id, Status::SchemaMismatch, &());
             }
             Kind::Probe => reply(peer, head.id, Status::Ok, &()),
-            Kind::Call | Kind::Oneway => return self.start(peer, head, message),
+            Kind::Call | Kind::Oneway | Kind::Json => return self.start(peer, head, message),
         }
         Delivery::Taken
     }
@@ -137,7 +141,7 @@ where
 impl<S> Dispatcher<S>
 where
     S: Serve,
-    S::Req: DeserializeOwned,
+    S::Req: ServiceRequest + DeserializeOwned,
     S::Resp: Serialize,
 {
     fn start(
@@ -167,14 +171,30 @@ where
                 return Delivery::Full(message);
             }
         }
-        // The request's descriptors go to the values that name them; the rest close.
-        let fds = std::mem::take(&mut message.fds);
-        let decoded = fd::decoding(fds, || {
-            postcard::from_bytes::<S::Req>(&message.data[REQUEST_HEAD..])
-        });
-        let Ok(req) = decoded else {
-            reply(peer, head.id, Status::Decode, &());
-            return Delivery::Taken;
+        let body = &message.data[REQUEST_HEAD..];
+        // A JSON call names its method; its reply is JSON too.
+        let mut json_method: Option<&'static MethodInfo> = None;
+        let req = if head.kind == Kind::Json {
+            match json::decode_request::<S::Req>(self.info(), body) {
+                Ok((req, method)) => {
+                    json_method = Some(method);
+                    req
+                }
+                Err(refused) => {
+                    send_reply(peer, head.id, refused.reply(head.id));
+                    return Delivery::Taken;
+                }
+            }
+        } else {
+            // The request's descriptors go to the values that name them; the rest close.
+            let fds = std::mem::take(&mut message.fds);
+            match fd::decoding(fds, || postcard::from_bytes::<S::Req>(body)) {
+                Ok(req) => req,
+                Err(_) => {
+                    reply(peer, head.id, Status::Decode, &());
+                    return Delivery::Taken;
+                }
+            }
         };
         client.running.fetch_add(1, Ordering::SeqCst);
         let oneway = head.kind == Kind::Oneway;
@@ -197,52 +217,67 @@ where
         // Held while spawning, so that a handler finishing at once removes an entry
         // that is already there.
         let mut running = lock(&self.running);
-        let task = self.runtime.spawn(async move {
-            let handler = serving(
-                caller,
-                AssertUnwindSafe(this.service.serve(req)).catch_unwind(),
-            );
-            let outcome = match timeout {
-                Some(t) => crate::rt::timeout_at(crate::rt::deadline_after(t), handler).await,
-                None => Ok(handler.await),
-            };
-            let data = match outcome {
-                Ok(Ok(resp)) => {
-                    let ((data, streams), fds) = fd::encoding(|| {
-                        stream::encoding(|| encode_reply(head.id, Status::Ok, &resp))
-                    });
-                    // A reply too large to send opens nothing.
-                    let sent =
-                        !oneway && data.len() <= reply_limit(&peer) && fds.len() <= wire::MAX_FDS;
-                    if sent {
-                        for stream in streams {
-                            this.outflows.start(&this.runtime, &peer, stream);
-                        }
+        let info = self.info();
+        let mut traced = Traced::serve(info.name, req.method(), peer.pid);
+        let span = traced.span().clone();
+        let task = self.runtime.spawn(
+            async move {
+                let handler = serving(
+                    caller,
+                    AssertUnwindSafe(this.service.serve(req)).catch_unwind(),
+                );
+                let outcome = match timeout {
+                    Some(t) => crate::rt::timeout_at(crate::rt::deadline_after(t), handler).await,
+                    None => Ok(handler.await),
+                };
+                match &outcome {
+                    Ok(Ok(_)) => traced.end("ok", None),
+                    Ok(Err(_)) => traced.end("panicked", None),
+                    Err(()) => traced.end("deadline", None),
+                }
+                let data = match (outcome, json_method) {
+                    (Ok(Ok(resp)), Some(method)) => {
+                        (json::encode_response(head.id, method, &resp), Vec::new())
                     }
-                    (data, fds)
+                    (Ok(Ok(resp)), None) => {
+                        let ((data, streams), fds) = fd::encoding(|| {
+                            stream::encoding(|| encode_reply(head.id, Status::Ok, &resp))
+                        });
+                        // A reply too large to send opens nothing.
+                        let sent = !oneway
+                            && data.len() <= reply_limit(&peer)
+                            && fds.len() <= wire::MAX_FDS;
+                        if sent {
+                            for stream in streams {
+                                this.outflows.start(&this.runtime, &peer, stream);
+                            }
+                        }
+                        (data, fds)
+                    }
+                    (Ok(Err(panic)), _) => {
+                        let told = if oneway {
+                            "the call was one-way: its caller is not told"
+                        } else {
+                            "the caller gets HandlerPanicked"
+                        };
+                        tracing::error!(
+                            service = this.service.info().name,
+                            peer = peer.pid,
+                            "gproc: a handler panicked: {}; {told}",
+                            panic_message(&*panic)
+                        );
+                        (encode_reply(head.id, Status::Panicked, &()), Vec::new())
+                    }
+                    (Err(()), _) => (encode_reply(head.id, Status::Deadline, &()), Vec::new()),
+                };
+                lock(&this.running).remove(&key);
+                this.finished(&peer, &client);
+                if !oneway {
+                    send_reply_fds(&peer, head.id, data.0, data.1);
                 }
-                Ok(Err(panic)) => {
-                    let told = if oneway {
-                        "the call was one-way: its caller is not told"
-                    } else {
-                        "the caller gets HandlerPanicked"
-                    };
-                    tracing::error!(
-                        service = this.service.info().name,
-                        peer = peer.pid,
-                        "gproc: a handler panicked: {}; {told}",
-                        panic_message(&*panic)
-                    );
-                    (encode_reply(head.id, Status::Panicked, &()), Vec::new())
-                }
-                Err(()) => (encode_reply(head.id, Status::Deadline, &()), Vec::new()),
-            };
-            lock(&this.running).remove(&key);
-            this.finished(&peer, &client);
-            if !oneway {
-                send_reply_fds(&peer, head.id, data.0, data.1);
             }
-        });
+            .instrument(span),
+        );
         // A one-way call's caller cannot cancel it: it was answered already.
         if !oneway {
             running.insert(key, task.abort_handle());
@@ -325,7 +360,10 @@ impl Route for Requests {
             return Delivery::Refused("an RPC request without its header".into());
         };
         if message.group == INTROSPECT_GROUP {
-            if head.kind != Kind::Cancel {
+            // A probe is a ping: answered at once, with nothing.
+            if head.kind == Kind::Probe {
+                reply(peer, head.id, Status::Ok, &());
+            } else if head.kind != Kind::Cancel {
                 let services: Vec<ServiceDescription> = lock(registry())
                     .values()
                     .map(|served| ServiceDescription::from(served.info()))

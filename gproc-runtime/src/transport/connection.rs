@@ -170,6 +170,17 @@ impl Peer {
     /// Starts reading: the socket's token now names this connection, and what came with
     /// the handshake is delivered.
     pub(crate) fn start(self: &Arc<Self>) {
+        tracing::debug!(
+            peer = self.pid,
+            uid = self.uid(),
+            opened_here = self.initiated_here,
+            "gproc: connection open ({})",
+            if self.initiated_here {
+                "this process connected"
+            } else {
+                "the peer connected"
+            }
+        );
         engine().set_source(self.token, self.clone());
         self.rearm();
         self.pump();

@@ -221,12 +221,7 @@ fn sweep_stale(dir: &Path) {
     };
     let started = std::time::SystemTime::now();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(stale_pid) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".sock"))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+        let Some(stale_pid) = socket_pid(&entry.file_name()) else {
             continue;
         };
         if stale_pid == pid() || is_alive(stale_pid) {
@@ -241,6 +236,28 @@ fn sweep_stale(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The PID a file name `<pid>.sock` names.
+fn socket_pid(name: &std::ffi::OsStr) -> Option<u32> {
+    name.to_str()?.strip_suffix(".sock")?.parse().ok()
+}
+
+/// The PIDs of the live processes with a socket file in `dir`, in order; the files of
+/// dead processes are passed over. A missing directory has none.
+pub(crate) fn live_sockets(dir: &Path) -> std::io::Result<Vec<u32>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|entry| socket_pid(&entry.file_name()))
+        .filter(|&pid| is_alive(pid))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
 }
 
 fn remove_at_exit(path: PathBuf) {
