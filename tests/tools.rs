@@ -169,34 +169,13 @@ fn role_server() {
         ready();
         // After "ready", which must be the first line.
         if log {
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_ansi(false)
-                .without_time()
-                .with_writer(|| StdoutLines)
-                .init();
+            log_to_stdout_at(tracing::Level::DEBUG);
         }
         ShopServer::new(MyShop::default())
             .serve()
             .await
             .expect("server: serve Shop");
     });
-}
-
-/// Each log line on stdout as `log: <line>`.
-struct StdoutLines;
-
-impl std::io::Write for StdoutLines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for line in String::from_utf8_lossy(buf).lines() {
-            say(&format!("log: {line}"));
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 // =======================================================================================

@@ -659,8 +659,13 @@ pub fn proc_state(pid: u32) -> char {
 
 /// gproc's log, warnings and up, on stdout as `log: …` lines.
 pub fn log_to_stdout() {
+    log_to_stdout_at(tracing::Level::WARN);
+}
+
+/// gproc's log, `level` and up, on stdout as `log: …` lines.
+pub fn log_to_stdout_at(level: tracing::Level) {
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(level)
         .with_ansi(false)
         .without_time()
         .with_target(false)
