@@ -627,7 +627,10 @@ fn trace_spans() {
             if serving("add") && line.contains("outcome=\"ok\"") && line.contains("duration=") {
                 add_line = Some(line.clone());
             }
-            if serving("nap") && line.contains("outcome=\"deadline\"") {
+            // The server's deadline and the caller's cancel (sent when its own deadline
+            // drops the call) race: either stops the handler.
+            let stopped = ["outcome=\"deadline\"", "outcome=\"cancelled\""];
+            if serving("nap") && stopped.iter().any(|o| line.contains(o)) {
                 nap_line = Some(line.clone());
             }
             lines.push(line);
